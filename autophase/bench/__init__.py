@@ -1,0 +1,1 @@
+"""Benchmark support: the JSON record every suite under benchmarks/ writes."""

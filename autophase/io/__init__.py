@@ -1,0 +1,1 @@
+"""Readers and writers: patterns, CXI, VTK, TIFF stacks, raw detector frames."""
