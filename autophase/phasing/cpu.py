@@ -1,0 +1,129 @@
+"""The CPU phasing engine: FFTW plans + fused numba kernels, ≈2 ms per 64³ iteration.
+
+Where the time goes and why it is laid out this way (64³ complex64, one core):
+
+* FFTs: pyFFTW with ``FFTW_MEASURE`` plans, in-place backward, ≈0.8 ms per transform
+  against ≈2 ms for scipy.fft (pocketfft) — the floor of the loop is 2 transforms per
+  iteration.
+* No ``fftshift`` in the loop: the engine works in the *unshifted* layout (object origin
+  at index 0). Magnitudes and supports are ``ifftshift``-ed once on the way in and the
+  object ``fftshift``-ed once on the way out.
+* No normalisation passes: FFTW's transforms are unnormalised; the measured magnitudes
+  are pre-multiplied by √N and the 1/N of the inverse is folded into the real-space kernel.
+* Element-wise work is two fused numba passes per iteration (:mod:`.kernels`).
+* Shrink-wrap blurs |ρ| by a Gaussian through a real FFT (≈0.5 ms), not ndimage.
+
+A :class:`CpuEngine` holds the plans and buffers for one array shape and is reused
+across patterns and starts (planning costs ~0.1–1 s once per process; FFTW wisdom is
+kept in memory by pyFFTW).
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pyfftw
+
+from . import kernels
+from .support import gaussian_transfer
+
+__all__ = ["CpuEngine", "engine_for"]
+
+_PLAN_LOCK = threading.Lock()  # FFTW's planner is not thread-safe
+
+
+def _threads() -> int:
+    return max(1, int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1")))
+
+
+class CpuEngine:
+    """ER/HIO/shrink-wrap iterations for arrays of one ``shape`` (unshifted layout).
+
+    Parameters
+    ----------
+    shape : (z, y, x) array shape.
+    threads : FFTW threads per transform (1 is best when patterns run in parallel).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], threads: int | None = None):
+        self.shape = tuple(shape)
+        self.n = int(np.prod(shape))
+        th = _threads() if threads is None else threads
+        e = pyfftw.empty_aligned
+        self.x = e(shape, dtype="complex64")       # current object
+        self.F = e(shape, dtype="complex64")       # transform buffer (in-place inverse)
+        self.amp = e(shape, dtype="float32")       # |x| for shrink-wrap
+        half = shape[:-1] + (shape[-1] // 2 + 1,)
+        self.A = e(half, dtype="complex64")        # rfft of |x|
+        flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
+        with _PLAN_LOCK:
+            # Planning with MEASURE overwrites the buffers: done before any data is in them.
+            self._fwd = pyfftw.FFTW(self.x, self.F, axes=(0, 1, 2), direction="FFTW_FORWARD",
+                                    flags=("FFTW_MEASURE",), threads=th)
+            self._bwd = pyfftw.FFTW(self.F, self.F, axes=(0, 1, 2), direction="FFTW_BACKWARD",
+                                    flags=flags, threads=th, normalise_idft=False)
+            self._rfwd = pyfftw.FFTW(self.amp, self.A, axes=(0, 1, 2), direction="FFTW_FORWARD",
+                                     flags=flags, threads=th)
+            self._rbwd = pyfftw.FFTW(self.A, self.amp, axes=(0, 1, 2), direction="FFTW_BACKWARD",
+                                     flags=flags, threads=th, normalise_idft=True)
+        self._transfer: dict[float, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ primitives
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Unnormalised forward FFT of an unshifted array (a copy)."""
+        self.x[...] = x
+        self._fwd()
+        return self.F.copy()
+
+    def shrink_wrap(self, support: np.ndarray, sigma: float, threshold: float) -> int:
+        """support ← (|x| ∗ G_σ) > threshold·max, in place; returns its size in voxels."""
+        G = self._transfer.get(sigma)
+        if G is None:
+            G = self._transfer[sigma] = gaussian_transfer(self.shape, sigma)
+        kernels.amplitude(self.x.ravel(), self.amp.ravel())
+        self._rfwd()
+        self.A *= G
+        self._rbwd()
+        return int(kernels.threshold_support(self.amp.ravel(), threshold, support.ravel()))
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, x0: np.ndarray, support: np.ndarray, mag_u: np.ndarray, algos: list[str],
+            beta: float = 0.9, sw_every: int = 0, sw_sigma: float = 1.0, sw_threshold: float = 0.1,
+            callback=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Iterate; return (object, support, per-iteration Σ(|F|−M)² in unnormalised units).
+
+        x0 : complex64 unshifted start; support : bool unshifted (modified in place);
+        mag_u : float32 unshifted √N·|F_meas|, −1 where free. ``callback(i)`` is called
+        after each iteration (progress bars).
+        """
+        x, F = self.x, self.F
+        x[...] = x0
+        xf, Ff, sf, mf = x.ravel(), F.ravel(), support.ravel(), mag_u.ravel()
+        inv_n = np.float32(1.0 / self.n)
+        beta = np.float32(beta)
+        err = np.empty(len(algos), np.float64)
+        for i, algo in enumerate(algos):
+            self._fwd()
+            err[i] = kernels.fourier_project(Ff, mf)
+            self._bwd()
+            kernels.real_space_update(xf, Ff, sf, inv_n, beta, algo == "HIO")
+            if sw_every and (i + 1) % sw_every == 0 and i + 1 < len(algos):
+                self.shrink_wrap(support, sw_sigma, sw_threshold)
+            if callback is not None:
+                callback(i)
+        return x.copy(), support, err
+
+
+_ENGINES = threading.local()
+
+
+def engine_for(shape: tuple[int, int, int]) -> CpuEngine:
+    """A cached engine per (thread, shape): plans are made once, buffers reused."""
+    cache = getattr(_ENGINES, "cache", None)
+    if cache is None:
+        cache = _ENGINES.cache = {}
+    key = tuple(shape)
+    if key not in cache:
+        cache[key] = CpuEngine(key)
+    return cache[key]

@@ -1,0 +1,95 @@
+"""Figures of merit: χ², LLK, free mask, and alignment-invariant truth comparisons."""
+import numpy as np
+import pytest
+import torch
+
+from autophase.physics import (chi2, compare_to_truth, complex_error, free_mask, magnitude, pad_object,
+                               phase_error, poisson_llk)
+from autophase.physics.metrics import align_to
+from autophase.physics.synthetic import faceted_crystal, noisy_pattern
+
+
+@pytest.fixture(scope="module")
+def crystal():
+    counts, rho = noisy_pattern(faceted_crystal(16, seed=4), photons=1e6, seed=4)
+    return counts, rho
+
+
+def test_chi2_definition_and_scale():
+    m = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 3)
+    e = 2 * m
+    assert np.isclose(chi2(e, m), np.sum((e - m) ** 2) / np.sum(m ** 2))
+    assert chi2(e, m, fit_scale=True) < 1e-12
+    assert chi2(m, m) == 0.0
+    # torch, batched, same numbers
+    t = chi2(torch.tensor(np.stack([e, m])), torch.tensor(np.stack([m, m])))
+    np.testing.assert_allclose(t.numpy(), [chi2(e, m), 0.0])
+
+
+def test_chi2_mask_ignores_unmeasured():
+    m = np.ones((4, 4, 4))
+    e = m.copy()
+    e[0, 0, 0] = 100
+    mask = np.ones_like(m, bool)
+    mask[0, 0, 0] = False
+    assert chi2(e, m, mask) == 0.0
+    assert chi2(e, m) > 0
+
+
+def test_truth_beats_trivial_answers(crystal):
+    counts, rho = crystal
+    M = np.sqrt(counts)
+    truth = chi2(magnitude(rho), M)
+    box = pad_object(np.ones((16, 16, 16), np.complex64))
+    assert truth < 0.2 * chi2(magnitude(box), M, fit_scale=True)
+    assert truth < 0.2 * chi2(np.zeros_like(M), M)
+
+
+def test_poisson_llk_minimal_at_truth(crystal):
+    counts, rho = crystal
+    I = np.abs(magnitude(rho)) ** 2
+    at_truth = poisson_llk(I, counts)
+    assert at_truth < poisson_llk(I * 1.5, counts)
+    assert at_truth < poisson_llk(np.roll(I, 2, 0), counts)
+    assert poisson_llk(counts, counts) < 1e-9  # 0 up to the 1e-12 floor on I_c
+
+
+def test_free_mask_fraction_islands_centre():
+    shape = (64, 64, 64)
+    f = free_mask(shape, 0.05, seed=1)
+    assert 0.03 < f.mean() < 0.06
+    assert not f[32 - 6:32 + 7, 32 - 6:32 + 7, 32 - 6:32 + 7].any() or f[32, 32, 32] == 0
+    assert not f[32, 32, 32]
+    # islands, not isolated voxels: most free voxels have a free neighbour
+    nb = np.roll(f, 1, 0) | np.roll(f, -1, 0) | np.roll(f, 1, 1) | np.roll(f, -1, 1)
+    assert (f & nb).sum() > 0.9 * f.sum()
+    np.testing.assert_array_equal(f, free_mask(shape, 0.05, seed=1))
+    measured = np.ones(shape, bool)
+    measured[:, :, :10] = False
+    assert not (free_mask(shape, 0.05, measured=measured, seed=2) & ~measured).any()
+
+
+def test_alignment_twin_shift_phase_scale(crystal):
+    _, rho = crystal
+    rho = rho.astype(np.complex128)
+    twin = np.conj(rho[::-1, ::-1, ::-1])
+    est = 3.0 * np.exp(1j * 1.1) * np.roll(twin, (2, -3, 1), axis=(0, 1, 2))
+    al = align_to(est, rho)
+    assert al.twin
+    assert complex_error(est, rho) < 1e-20
+    assert phase_error(est, rho) < 1e-8
+    m = compare_to_truth(est, rho)
+    assert m["ssim_box"] > 0.999
+
+
+def test_errors_grow_with_damage(crystal):
+    _, rho = crystal
+    rng = np.random.default_rng(0)
+    amp = np.abs(rho)
+    noisy_phase = rho * np.exp(1j * rng.normal(0, 0.3, rho.shape)) * (amp > 0)
+    sphere_zero_phase = amp.astype(np.complex128)  # right shape, no phase
+    e1 = compare_to_truth(noisy_phase, rho)
+    e2 = compare_to_truth(sphere_zero_phase, rho)
+    assert 0.2 < e1["phase_error_rad"] < 0.4
+    assert e2["phase_error_rad"] > e1["phase_error_rad"] * 0.5
+    assert e1["complex_error"] > 0.01
