@@ -66,15 +66,18 @@ def real_space_update(x, y, support, scale, beta, hio):
 
 
 @nb.njit(**_OPTS)
-def amplitude(x, out):
-    """out ← |x| (float32), returning max|x|."""
+def amplitude(x, support, out):
+    """out ← |x| inside ``support``, 0 outside (float32); returns the max."""
     mx = 0.0
     for i in range(x.size):
-        v = x[i]
-        a = np.sqrt(v.real * v.real + v.imag * v.imag)
-        out[i] = a
-        if a > mx:
-            mx = a
+        if support[i]:
+            v = x[i]
+            a = np.sqrt(v.real * v.real + v.imag * v.imag)
+            out[i] = a
+            if a > mx:
+                mx = a
+        else:
+            out[i] = 0.0
     return mx
 
 

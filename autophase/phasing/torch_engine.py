@@ -37,9 +37,9 @@ class TorchEngine:
             self._transfer[sigma] = torch.from_numpy(gaussian_transfer(self.shape, sigma)).to(self.device)
         return self._transfer[sigma]
 
-    def shrink_wrap(self, x: torch.Tensor, sigma: float, threshold: float) -> torch.Tensor:
-        """Bool support (B, z, y, x): (|x| ∗ G_σ) > threshold · max per pattern."""
-        a = torch.fft.irfftn(torch.fft.rfftn(x.abs(), dim=_DIMS) * self._G(sigma), s=self.shape, dim=_DIMS)
+    def shrink_wrap(self, x: torch.Tensor, S: torch.Tensor, sigma: float, threshold: float) -> torch.Tensor:
+        """Bool support (B, z, y, x): (|S·x| ∗ G_σ) > threshold · max per pattern (as the CPU engine)."""
+        a = torch.fft.irfftn(torch.fft.rfftn(x.abs() * S, dim=_DIMS) * self._G(sigma), s=self.shape, dim=_DIMS)
         peak = a.flatten(1).amax(dim=1).view(-1, 1, 1, 1)
         return a > threshold * peak
 
@@ -70,7 +70,7 @@ class TorchEngine:
             else:
                 x = torch.where(S, y, torch.zeros((), dtype=y.dtype, device=dev))
             if sw_every and (i + 1) % sw_every == 0 and i + 1 < len(algos):
-                S = self.shrink_wrap(x, sw_sigma, sw_threshold)
+                S = self.shrink_wrap(x, S, sw_sigma, sw_threshold)
             if callback is not None:
                 callback(i)
         return x.cpu().numpy(), S.cpu().numpy(), err.cpu().numpy()
