@@ -16,6 +16,7 @@ from .errors import InputError
 
 # Order is the order shown by --help: the workflow first, then its stages.
 COMMANDS = [
+    "prep",
     "phase",
 ]
 
