@@ -46,6 +46,10 @@ def plot_reconstruction(obj: np.ndarray, support: np.ndarray | None, path: str |
     obj = np.asarray(obj)
     amp = np.abs(obj)
     sup = support if support is not None else amp > 0.1 * amp.max()
+    # the global phase is arbitrary: remove the support's mean phase so that colours read
+    # as deviations from the crystal's average (and do not sit on the ±π wrap)
+    if sup.any():
+        obj = obj * np.exp(-1j * np.angle(obj[sup].sum()))
     box = _crop_box(sup)
     # centre the slices on the support's centre of mass, where the crystal is
     com = [int(round(c)) for c in np.argwhere(sup).mean(0)] if sup.any() else [n // 2 for n in obj.shape]

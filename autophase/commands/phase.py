@@ -2,13 +2,13 @@
 
 Reads .npy/.npz/.h5/.cxi/.tif, runs ER/HIO with shrink-wrap (default
 ``3*(20*ER+160*HIO+20*ER)``, shrink-wrap every 20), keeps the best of ``--starts`` by
-LLK_free, and writes OUT (.npz or .cxi) plus OUT's stem + ``.png`` (central slices and the
-error curve). Input is checked before anything is written; outputs appear atomically.
+LLK_free, and writes OUT (.npz, or .cxi with .vti, strain and isosurface beside it — see
+:mod:`autophase.outputs`) plus OUT's stem + ``.png`` (central slices and the error curve).
+Input is checked before anything is written; outputs appear atomically.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -39,24 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
 
 
-def _check_output(path: Path) -> None:
-    from ..errors import InputError
-
-    if path.suffix.lower() not in (".npz", ".cxi"):
-        raise InputError(f"{path}: output must end in .npz or .cxi")
-    if not path.parent.exists():
-        raise InputError(f"{path.parent}: output directory does not exist")
-
-
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ..errors import InputError
     from ..io.patterns import load_pattern
+    from ..outputs import check_output_path, write_reconstruction
     from ..phasing import PhasingParams, phase, parse_schedule
 
-    out = Path(args.output)
-    _check_output(out)
+    out = check_output_path(args.output)
     try:
         parse_schedule(args.schedule)
     except ValueError as e:
@@ -83,27 +74,17 @@ def run(args: argparse.Namespace) -> int:
     res = phase(pat.magnitude, pat.measured, params=params, progress=sys.stderr.isatty())
     wall = time.perf_counter() - t0
 
-    meta = {
-        "program": "autophase phase",
-        "command": " ".join(sys.argv),
-        "input": str(args.input),
-        "schedule": args.schedule,
-        "chi2": res.chi2, "chi2_free": res.chi2_free, "llk": res.llk, "llk_free": res.llk_free,
-        "seconds": wall,
+    metrics = {
+        "program": "autophase phase", "command": " ".join(sys.argv), "input": str(args.input),
+        "schedule": args.schedule, "chi2": res.chi2, "chi2_free": res.chi2_free, "llk": res.llk,
+        "llk_free": res.llk_free, "seconds": wall, "start": res.start,
     }
-    if out.suffix.lower() == ".npz":
-        tmp = out.with_name(out.stem + ".tmp.npz")
-        np.savez_compressed(tmp, **res.to_npz_dict(), input=str(args.input), schedule=args.schedule)
-        os.replace(tmp, out)
-    else:
-        from ..io.cxi import write_cxi
-
-        write_cxi(out, res.object, res.support, metadata=meta)
-    if not args.no_plot:
-        from ..plots import plot_reconstruction
-
-        plot_reconstruction(res.object, res.support, out.with_suffix(".png"), res.history,
-                            title=f"{Path(args.input).name}: χ² {res.chi2:.4g}, LLK_free {res.llk_free:.4g}")
+    arrays = {"chi2_history": np.asarray(res.history["chi2"], np.float64),
+              "algorithm_history": np.asarray(res.history["algorithm"], dtype="U3")}
+    write_reconstruction(out, res.object, res.support, metrics, history=res.history, arrays=arrays,
+                         input_path=args.input, intensity=pat.intensity, unmeasured=~pat.measured,
+                         plot=not args.no_plot,
+                         title=f"{Path(args.input).name}: χ² {res.chi2:.4g}, LLK_free {res.llk_free:.4g}")
     print(f"phase: {out}: χ² {res.chi2:.5g}  χ²_free {res.chi2_free:.5g}  LLK {res.llk:.4g}  "
           f"LLK_free {res.llk_free:.4g}  ({wall:.2f} s, start {res.start + 1}/{args.starts})")
     return 0
