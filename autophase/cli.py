@@ -16,6 +16,8 @@ from .errors import InputError
 
 # Order is the order shown by --help: the workflow first, then its stages.
 COMMANDS = [
+    "simulate",
+    "inspect",
     "prep",
     "phase",
 ]

@@ -33,15 +33,11 @@ Example::
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
 import scipy.fft as sfft
-
-try:  # torch is a hard dependency of the package, but keep the physics importable alone
-    import torch
-except ImportError:  # pragma: no cover - exercised only without torch
-    torch = None
 
 __all__ = [
     "AXES",
@@ -71,8 +67,19 @@ def fft_workers() -> int:
         return os.cpu_count() or 1
 
 
+def _torch():
+    """The torch module if it is already imported, else None.
+
+    The physics never imports torch itself: an MPI rank that only simulates or phases
+    on numpy would pay 1–4 s of start-up for it. A tensor cannot exist unless its caller
+    imported torch, so looking in ``sys.modules`` is enough to recognise one.
+    """
+    return sys.modules.get("torch")
+
+
 def is_torch(x: Any) -> bool:
-    return torch is not None and isinstance(x, torch.Tensor)
+    t = _torch()
+    return t is not None and isinstance(x, t.Tensor)
 
 
 def pad_object(obj, shape: tuple[int, int, int] | None = None):
@@ -88,7 +95,7 @@ def pad_object(obj, shape: tuple[int, int, int] | None = None):
     lo = [mi // 2 - ni // 2 for mi, ni in zip(m, n)]
     sl = (Ellipsis,) + tuple(slice(a, a + ni) for a, ni in zip(lo, n))
     if is_torch(obj):
-        out = torch.zeros(obj.shape[:-3] + m, dtype=obj.dtype, device=obj.device)
+        out = _torch().zeros(obj.shape[:-3] + m, dtype=obj.dtype, device=obj.device)
     else:
         out = np.zeros(obj.shape[:-3] + m, dtype=obj.dtype)
     out[sl] = obj
@@ -105,9 +112,8 @@ def crop_object(arr, shape: tuple[int, int, int]):
 def far_field(rho):
     """F = fftshift(fftn(ifftshift(ρ), norm="ortho")) over the last three axes (unitary)."""
     if is_torch(rho):
-        return torch.fft.fftshift(
-            torch.fft.fftn(torch.fft.ifftshift(rho, dim=AXES), dim=AXES, norm="ortho"), dim=AXES
-        )
+        tf = _torch().fft
+        return tf.fftshift(tf.fftn(tf.ifftshift(rho, dim=AXES), dim=AXES, norm="ortho"), dim=AXES)
     x = np.fft.ifftshift(rho, axes=AXES)
     return np.fft.fftshift(sfft.fftn(x, axes=AXES, norm="ortho", workers=fft_workers()), axes=AXES)
 
@@ -115,9 +121,8 @@ def far_field(rho):
 def far_field_adjoint(F):
     """The adjoint (= inverse, the transform being unitary) of :func:`far_field`."""
     if is_torch(F):
-        return torch.fft.fftshift(
-            torch.fft.ifftn(torch.fft.ifftshift(F, dim=AXES), dim=AXES, norm="ortho"), dim=AXES
-        )
+        tf = _torch().fft
+        return tf.fftshift(tf.ifftn(tf.ifftshift(F, dim=AXES), dim=AXES, norm="ortho"), dim=AXES)
     x = np.fft.ifftshift(F, axes=AXES)
     return np.fft.fftshift(sfft.ifftn(x, axes=AXES, norm="ortho", workers=fft_workers()), axes=AXES)
 
@@ -189,5 +194,5 @@ class BraggCDI:
         lo = [m // 2 - n // 2 for m, n in zip(self.array_shape, self.object_shape)]
         s[tuple(slice(a, a + n) for a, n in zip(lo, self.object_shape))] = True
         if like is not None and is_torch(like):
-            return torch.from_numpy(s).to(like.device)
+            return _torch().from_numpy(s).to(like.device)
         return s
