@@ -29,5 +29,7 @@ if [ ! -f "$stamp" ]; then
 fi
 if [ $WANT_TESTS = 1 ]; then
   bash scripts/build_horovod.sh "$VPY"
+  # the report test opens the HTML in a real headless browser
+  [ -f scripts/install_chromium.sh ] && bash scripts/install_chromium.sh
 fi
 echo "setup: ready ($("$VPY" -c 'import torch, numpy; print("torch", torch.__version__, "numpy", numpy.__version__)'))"
