@@ -16,6 +16,9 @@ from .errors import InputError
 
 # Order is the order shown by --help: the workflow first, then its stages.
 COMMANDS = [
+    "workflow",
+    "submit",
+    "scaling",
     "simulate",
     "inspect",
     "prep",

@@ -1,0 +1,60 @@
+"""``autophase workflow --config jobs/local.toml``: the whole graph, driven by Parsl.
+
+simulate (MPI) → validate the manifest → train (MPI: DDP or Horovod) → evaluate →
+benchmarks → (scaling) → report, on this machine or inside a Polaris / Perlmutter job,
+from one strict TOML run config (``jobs/{local,polaris,perlmutter}.toml``). Everything of a
+run lives in ``runs/<name>/`` (or ``--run-dir``); running the same command again reuses every
+finished stage and resumes an interrupted training from its last checkpoint.
+
+``--dry-run`` prints the plan — each stage's exact ``mpiexec``/``srun`` line and, for a batch
+site, the workflow's batch script — and runs nothing.
+
+This command imports neither torch nor the model: the graph drives the other commands.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "workflow"
+HELP = "run the whole graph (simulate → train → evaluate → benchmarks → report) with Parsl"
+
+
+def ensure_hpc() -> None:
+    """Make the repository's ``hpc`` package importable: it sits beside ``autophase/``."""
+    import autophase
+
+    repo = Path(autophase.__file__).resolve().parents[1]
+    if (repo / "hpc" / "__init__.py").is_file() and str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", required=True, metavar="TOML", help="run config, e.g. jobs/local.toml")
+    p.add_argument("--run-dir", metavar="DIR", help="run directory (default: <run.root>/<run.name>)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the batch script and the exact launcher lines; run nothing")
+
+
+def run(args: argparse.Namespace) -> int:
+    ensure_hpc()
+    from hpc import config, workflow
+    from hpc.apps import StageFailed
+
+    cfg = config.load(args.config)
+    if args.dry_run:
+        workflow.dry_run(cfg, args.run_dir)
+        return 0
+    try:
+        workflow.run(cfg, args.run_dir)
+    except StageFailed as e:
+        print(f"autophase workflow: {e}", file=sys.stderr)
+        if e.tail:
+            print("".join(f"  | {line}\n" for line in e.tail.rstrip().splitlines()), end="", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("autophase workflow: interrupted; finished stages are kept — run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
+    return 0

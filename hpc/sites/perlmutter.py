@@ -1,0 +1,143 @@
+"""Perlmutter (NERSC): Slurm, GPU nodes with 4× A100 and 64 cores (128 hardware threads).
+
+Executors:
+
+* ``htex``: one worker per GPU (``available_accelerators=4``), workers pinned to the cores of
+  their GPU's NUMA domain (``cpu_affinity`` below: GPU 0 sits on NUMA domain 3, cores 48–63
+  and threads 112–127, down to GPU 3 on domain 0 — ``nvidia-smi topo -m`` on a GPU node);
+  one manager per node started by ``srun --ntasks-per-node=1``.
+* ``mpi``: an :class:`~parsl.executors.MPIExecutor` with ``mpi_launcher="srun"``: tasks run
+  ``srun --ntasks R --ntasks-per-node P --nodelist … --nodes N --gpus-per-node=4
+  -c C --cpu-bind=cores`` (``C = 128 / P``); GPU stages go through ``hpc/bin/slurm_ranks.sh``,
+  which exports ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` from ``SLURM_PROCID``/``SLURM_LOCALID``/
+  ``SLURM_NTASKS``, and ``MASTER_ADDR`` is the task's first node.
+
+``site.driver = "job"`` (NERSC's advice: the Parsl driver inside the batch job) starts both
+blocks in place over the job's nodes; every ``srun`` then carries ``--overlap``, because the
+HTEX managers' own step already holds the nodes' CPUs and GPUs and a second step would
+otherwise wait for them. ``"login"``: Parsl submits its blocks with
+:class:`~parsl.providers.SlurmProvider` (``-C gpu``, ``-q``, ``-A``, ``--gpus-per-node=4``).
+"""
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+from ..config import WorkflowConfig
+from ..rundir import RunDir
+from ..stages import REPO, Stage
+
+SCHEDULER = "slurm"
+CPU_AFFINITY = "list:48-63,112-127:32-47,96-111:16-31,80-95:0-15,64-79"
+
+
+def _cpus_per_task(cfg: WorkflowConfig, ranks_per_node: int) -> int:
+    return max(1, cfg.site.cpus_per_node // ranks_per_node)
+
+
+def _mpi_nodes(cfg: WorkflowConfig) -> int:
+    sc = cfg.scaling
+    return max(cfg.simulate.nodes, cfg.train.nodes, sc.layout(max(sc.ranks))[0] if sc else 1)
+
+
+def _licenses(cfg: WorkflowConfig) -> str:
+    # NERSC asks jobs to declare the file systems they use as Slurm licenses (-L scratch,cfs).
+    return ",".join(cfg.site.filesystems)
+
+
+def _srun_gpu_opts(cfg: WorkflowConfig, ranks_per_node: int) -> list[str]:
+    return [f"--gpus-per-node={cfg.site.gpus_per_node}", "-c", str(_cpus_per_task(cfg, ranks_per_node)),
+            "--cpu-bind=cores"]
+
+
+def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor, MPIExecutor
+    from parsl.launchers import SimpleLauncher, SrunLauncher
+    from parsl.providers import LocalProvider, SlurmProvider
+
+    from . import address_of, memoizer, worker_init
+
+    site = cfg.site
+    address = address or address_of(site.interface, cfg.source)
+    init = worker_init(cfg)
+    overlap = " --overlap" if site.driver == "job" else ""
+    htex_launcher = SrunLauncher(overrides=f"--ntasks-per-node=1 -c {site.cpus_per_node} "
+                                           f"--gpus-per-node={site.gpus_per_node}{overlap}")
+
+    def provider(nodes: int, launcher):
+        if site.driver == "job":
+            return LocalProvider(nodes_per_block=nodes, init_blocks=1, min_blocks=1, max_blocks=1,
+                                 launcher=launcher, worker_init=init)
+        opts = f"#SBATCH -L {_licenses(cfg)}" if site.filesystems else ""
+        return SlurmProvider(
+            account=site.account, qos=site.queue, constraint=site.constraint, walltime=site.walltime,
+            nodes_per_block=nodes, gpus_per_node=site.gpus_per_node, scheduler_options=opts,
+            worker_init=init, launcher=launcher, exclusive=True, init_blocks=0, min_blocks=0, max_blocks=1,
+        )
+
+    htex = HighThroughputExecutor(
+        label="htex",
+        address=address,
+        available_accelerators=site.gpus_per_node,
+        cpu_affinity=CPU_AFFINITY,
+        prefetch_capacity=0,
+        provider=provider(1 if site.driver == "login" else site.nodes, htex_launcher),
+    )
+    mpi = MPIExecutor(
+        label="mpi",
+        address=address,
+        max_workers_per_block=1,
+        mpi_launcher="srun",
+        provider=provider(_mpi_nodes(cfg) if site.driver == "login" else site.nodes, SimpleLauncher()),
+    )
+    return Config(executors=[htex, mpi], memoizer=memoizer(), run_dir=str(run.parsl),
+                  strategy="simple" if site.driver == "login" else "none")
+
+
+def launcher_options(cfg: WorkflowConfig, stage: Stage) -> str:
+    """Appended by Parsl to ``srun --ntasks R --ntasks-per-node P --nodelist … --nodes N``."""
+    opts = _srun_gpu_opts(cfg, stage.ranks_per_node)
+    if cfg.site.driver == "job":
+        opts.append("--overlap")
+    return " ".join(opts)
+
+
+def wrapper(cfg: WorkflowConfig, stage: Stage, repo: Path = REPO) -> list[str]:
+    return [str(repo / "hpc" / "bin" / "slurm_ranks.sh")] if stage.gpu and stage.mpi else []
+
+
+def launch(cfg: WorkflowConfig, stage: Stage, repo: Path = REPO) -> str:
+    """NERSC-style: ``srun -N n --ntasks-per-node=P --gpus-per-node=4 -c C --cpu-bind=cores cmd``."""
+    if not stage.mpi:
+        return stage.command
+    argv = ["srun", "-N", str(stage.nodes), f"--ntasks-per-node={stage.ranks_per_node}",
+            *_srun_gpu_opts(cfg, stage.ranks_per_node)]
+    return shlex.join([*argv, *wrapper(cfg, stage, repo)]) + " " + stage.command
+
+
+def batch_header(cfg: WorkflowConfig, job: str, nodes: int, ranks_per_node: int | None = None) -> list[str]:
+    site = cfg.site
+    rpn = ranks_per_node or site.gpus_per_node
+    lines = ["#!/bin/bash",
+             f"#SBATCH -J {job}",
+             f"#SBATCH -A {site.account}",
+             f"#SBATCH -C {site.constraint}",
+             f"#SBATCH -q {site.queue}",
+             f"#SBATCH -t {site.walltime}",
+             f"#SBATCH -N {nodes}",
+             f"#SBATCH --ntasks-per-node={rpn}",
+             f"#SBATCH --gpus-per-node={site.gpus_per_node}",
+             f"#SBATCH -c {_cpus_per_task(cfg, rpn)}"]
+    if site.filesystems:
+        lines.append(f"#SBATCH -L {_licenses(cfg)}")
+    lines.append("#SBATCH -o %x-%j.out")
+    return lines
+
+
+def batch_env(cfg: WorkflowConfig, stage: Stage | None) -> list[str]:
+    """Job-side lines: the submission directory and torch.distributed's rendezvous host."""
+    return ['cd "${SLURM_SUBMIT_DIR}"',
+            'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+            "export MASTER_PORT=29500",
+            'echo "job ${SLURM_JOB_ID}: ${SLURM_JOB_NUM_NODES} nodes, rendezvous ${MASTER_ADDR}:${MASTER_PORT}"']

@@ -1,0 +1,162 @@
+"""The workflow driver on a real local Parsl graph: HTEX + an MPIExecutor running 2-rank
+``mpiexec`` tasks, checkpoint reuse on a second run, a failing stage that names itself and its
+log, and an interrupted run that leaves nothing running and resumes from its checkpoint.
+
+These start real Parsl executors (≈10–20 s each run on two cores), hence ``slow``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hpc import config, workflow  # noqa: E402
+from hpc.apps import StageFailed  # noqa: E402
+from hpc.stages import Stage  # noqa: E402
+from hpc.workflow import Step  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.mpi]
+
+RANKS = ("python", "-c", "from mpi4py import MPI; c = MPI.COMM_WORLD; "
+         "print(f'rank {c.Get_rank()} of {c.Get_size()}', flush=True)")
+
+
+def _cfg():
+    return config.load(REPO / "jobs" / "local.toml")
+
+
+def test_local_graph_runs_mpi_ranks_and_reuses_checkpoints(tmp_path):
+    run_dir = tmp_path / "run"
+    marker = tmp_path / "hello.txt"
+    plan = [Step(Stage("ranks", RANKS, mpi=True, ranks_per_node=2, threads=1), "mpi"),
+            Step(Stage("hello", ("python", "-c", f"open({str(marker)!r}, 'a').write('hi\\n')"),
+                       outputs=(str(marker),)), "htex", ("ranks",))]
+    lines: list[str] = []
+    t0 = time.perf_counter()
+    res = workflow.run(_cfg(), run_dir, echo=lines.append, plan=plan)
+    first = time.perf_counter() - t0
+    assert not res["ranks"]["reused"] and not res["hello"]["reused"]
+    log = (run_dir / "logs" / "ranks.log").read_text()
+    assert "rank 0 of 2" in log and "rank 1 of 2" in log
+    assert any(line.startswith("done: ranks") for line in lines)
+
+    # Second run of the same graph: both come back from Parsl's checkpoint, nothing runs.
+    lines.clear()
+    failing = Step(Stage("broken", ("python", "-c", "import sys; print('bad input'); sys.exit(3)")), "htex")
+    with pytest.raises(StageFailed) as e:
+        workflow.run(_cfg(), run_dir, echo=lines.append, plan=plan + [failing])
+    assert "reused: ranks" in lines and "reused: hello" in lines
+    assert marker.read_text() == "hi\n"                  # the htex task did not run twice
+    assert log == (run_dir / "logs" / "ranks.log").read_text()
+    err = e.value
+    assert err.stage == "broken" and err.returncode == 3 and "bad input" in err.tail
+    assert str(err) == f"stage 'broken' failed (exit status 3); log: {run_dir / 'logs' / 'broken.log'}"
+    assert (run_dir / "config.toml").exists() and not (run_dir / ".lock").exists()
+    assert first < 60
+
+
+COUNTER = textwrap.dedent('''
+    """A checkpointing 2-rank job: 8 one-second steps, rank 0 saves the step after each."""
+    import json, os, sys, time
+    from mpi4py import MPI
+    out, resume = sys.argv[1], "--resume" in sys.argv
+    comm = MPI.COMM_WORLD
+    ckpt = os.path.join(out, "ckpt.json")
+    start = json.load(open(ckpt))["step"] if resume else 0
+    if comm.rank == 0:
+        print("start", start, "resumed" if resume else "fresh", flush=True)
+    for step in range(start, 8):
+        time.sleep(1.0)
+        comm.Barrier()
+        if comm.rank == 0:
+            with open(ckpt + ".tmp", "w") as f:
+                json.dump({"step": step + 1}, f)
+            os.replace(ckpt + ".tmp", ckpt)
+    if comm.rank == 0:
+        open(os.path.join(out, "done"), "w").write("ok")
+''')
+
+DRIVER = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, {repo!r})
+    from hpc import config, workflow
+    from hpc.stages import Stage
+    from hpc.workflow import Step
+    out = {out!r}
+    stage = Stage("count", ("python", {script!r}, out, {token!r}), mpi=True, ranks_per_node=2, threads=1,
+                  resume_file=out + "/ckpt.json", outputs=(out + "/done",))
+    try:
+        workflow.run(config.load({cfg!r}), {run!r}, plan=[Step(stage, "mpi")])
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+''')
+
+
+def _alive(token: str) -> list[str]:
+    """Command lines of the live processes whose arguments contain ``token``."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and int(d.name) != os.getpid():
+            try:
+                args = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if token in args:
+                found.append(f"{d.name} {args}")
+    return found
+
+
+def test_interrupted_run_stops_everything_and_resumes(tmp_path):
+    token = f"count-{uuid.uuid4().hex[:8]}"
+    script = tmp_path / "counter.py"
+    script.write_text(COUNTER)
+    out = tmp_path / "run" / "count"          # the stage's own folder (RunDir.out("count"))
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(repo=str(REPO), out=str(out), script=str(script), token=token,
+                                    cfg=str(REPO / "jobs" / "local.toml"), run=str(tmp_path / "run")))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, str(driver)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)
+    ckpt = out / "ckpt.json"
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and not (ckpt.exists() and json.loads(ckpt.read_text())["step"] >= 2):
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.3)
+        assert ckpt.exists(), "the job never checkpointed"
+        assert _alive(token), "the 2-rank job should be running now"
+        proc.send_signal(signal.SIGTERM)
+        first_out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, first_out
+    assert "interrupted: count" in first_out
+    for _ in range(20):                       # mpiexec and both ranks are gone
+        if not _alive(token):
+            break
+        time.sleep(0.5)
+    assert not _alive(token), _alive(token)
+    stopped_at = json.loads(ckpt.read_text())["step"]
+    assert 2 <= stopped_at < 8 and not (out / "done").exists()
+
+    again = subprocess.run([sys.executable, str(driver)], capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "done: count" in again.stdout and "(resumed)" in again.stdout
+    log = (tmp_path / "run" / "logs" / "count.log").read_text()
+    assert "start 0 fresh" in log and "interrupted: the driver stopped" in log
+    resumed_from = int(log.split("start ")[2].split()[0])
+    assert resumed_from >= stopped_at and "resumed" in log.split("start ")[2]
+    assert (out / "done").read_text() == "ok"
