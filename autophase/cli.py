@@ -23,6 +23,8 @@ COMMANDS = [
     "inspect",
     "prep",
     "phase",
+    "bench",
+    "report",
 ]
 
 

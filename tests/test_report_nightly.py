@@ -1,0 +1,82 @@
+"""jobs/nightly/nightly.sh on two consecutive days: dated folders, `latest`, comparison.
+
+The suite is a small real script in a temporary benchmarks folder (NIGHTLY_BENCH_DIR);
+its timing is set per day through the environment so that day two regresses by 50 %.
+A committed GPU record in that folder's results/ must join the report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+NIGHTLY = REPO / "jobs" / "nightly" / "nightly.sh"
+
+SUITE = '''
+import argparse, json, os, pathlib, datetime
+ap = argparse.ArgumentParser()
+ap.add_argument("--quick", action="store_true")
+ap.add_argument("--out", required=True)
+a = ap.parse_args()
+m = float(os.environ["TINY_MEDIAN_S"])
+rec = {"suite": "tiny", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+       "env": {"git_sha": "cafe", "host": "ws", "cpu_model": "test cpu", "cpu_cores": 2, "gpu": None},
+       "results": {"quick": a.quick, "work": {"median_s": m, "times_s": [m, m], "repeats": 2, "warmup": 1}}}
+pathlib.Path(a.out).write_text(json.dumps(rec))
+'''
+
+
+def _run(env_extra: dict, root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NIGHTLY_ROOT=str(root), **env_extra)
+    return subprocess.run(["bash", str(NIGHTLY), "--quick"], env=env, capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.slow
+def test_two_nights_publish_and_compare(tmp_path):
+    bench = tmp_path / "benchmarks"
+    (bench / "results").mkdir(parents=True)
+    (bench / "bench_tiny.py").write_text(textwrap.dedent(SUITE))
+    gpu = {"suite": "tiny", "created": "2026-11-01T00:00:00+00:00",
+           "env": {"gpu": {"name": "NVIDIA A100-SXM4-40GB", "count": 4}, "host": "polaris"},
+           "results": {"work": {"median_s": 0.01}}}
+    (bench / "results" / "tiny-gpu.json").write_text(json.dumps(gpu))
+    root = tmp_path / "nightly"
+    common = {"NIGHTLY_BENCH_DIR": str(bench), "NIGHTLY_FAIL_ON_REGRESSION": "1"}
+
+    p1 = _run(dict(common, NIGHTLY_DATE="2026-11-24", TINY_MEDIAN_S="1.0"), root)
+    assert p1.returncode == 0, p1.stdout + p1.stderr
+    day1 = root / "2026-11-24"
+    assert (day1 / "results" / "tiny-cpu.json").is_file() and (day1 / "index.html").is_file()
+    assert os.readlink(root / "latest") == "2026-11-24"
+    assert json.loads((day1 / "report.json").read_text())["previous"] is None
+
+    p2 = _run(dict(common, NIGHTLY_DATE="2026-11-25", TINY_MEDIAN_S="1.5"), root)
+    assert p2.returncode == 3, p2.stdout + p2.stderr      # published, but the regression is reported
+    day2 = root / "2026-11-25"
+    assert os.readlink(root / "latest") == "2026-11-25"
+    bundle = json.loads((day2 / "report.json").read_text())
+    assert bundle["previous"].startswith("the run of")
+    assert [(r["suite"], r["metric"]) for r in bundle["regressions"]] == [("tiny", "work/median_s")]
+    assert bundle["regressions"][0]["rel"] == pytest.approx(0.5)
+    assert {(r["suite"], r["device"]) for r in bundle["records"]} == {("tiny", "cpu"), ("tiny", "gpu")}
+    html = (root / "latest" / "index.html").read_text()
+    assert "NVIDIA A100-SXM4-40GB" in html and "+50.0 % regression" in html
+    log = (day2 / "nightly.log").read_text()
+    assert "published" in log and "mode=quick" in log
+    # Yesterday's records stay for the comparison.
+    assert (day1 / "results" / "tiny-cpu.json").is_file() and (day1 / "report.json").is_file()
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    env = dict(os.environ, NIGHTLY_ROOT=str(tmp_path))
+    p = subprocess.run(["bash", str(NIGHTLY), "--date", "25/11/2026"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 2 and "YYYY-MM-DD" in p.stderr
+    p = subprocess.run(["bash", str(NIGHTLY), "--bogus"], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2 and "unknown argument --bogus" in p.stderr
+    assert not any(tmp_path.iterdir())
