@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a small local default: phase the bundled synthetic pattern.
+# The main job on the small local default: the whole workflow graph on this machine
+# (jobs/local.toml: 64 small crystals on 2 MPI ranks, a 2-rank DDP training for a few
+# epochs, evaluation, quick benchmarks, the report). Re-running reuses finished stages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=runs/demo
-mkdir -p "$out"
-.venv/bin/autophase phase autophase/data/demo_pattern.npz -o "$out/demo.npz"
-echo "main job: results in $out/ (demo.npz, demo.png)"
+exec .venv/bin/autophase workflow --config jobs/local.toml "$@"
