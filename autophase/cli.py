@@ -16,13 +16,14 @@ from .errors import InputError
 
 # Order is the order shown by --help: the workflow first, then its stages.
 COMMANDS = [
-    "workflow",
-    "submit",
-    "scaling",
+    "workflow", "submit", "scaling",
     "simulate",
     "inspect",
     "prep",
     "phase",
+    "train",
+    "predict",
+    "evaluate",
     "bench",
     "report",
 ]

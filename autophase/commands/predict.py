@@ -1,0 +1,76 @@
+"""``autophase predict INPUT… -o OUT``: single-shot inversion with the trained network.
+
+One input: OUT is the result file (.npz; a .png of central slices beside it). Several
+inputs: OUT is a directory, created if needed, receiving ``<input stem>.npz/.png``.
+All inputs are read and checked before the network runs, so a bad file leaves no output.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "predict"
+HELP = "invert diffraction patterns with the trained AutoPhaseNN (optionally refined by K ER iterations)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="pattern files: .npy .npz .h5 .cxi .tif (64³)")
+    p.add_argument("-o", "--output", required=True,
+                   help="result .npz for one input, or a directory for several")
+    p.add_argument("--model", help="checkpoint (default: the shipped autophase/models/default.pt)")
+    p.add_argument("--refine", type=int, default=0, metavar="K", help="K ER iterations from the prediction")
+    p.add_argument("--refine-shrink-wrap", type=int, default=10, metavar="J",
+                   help="shrink-wrap the support every J refinement iterations (0: fixed, as in the paper)")
+    p.add_argument("--batch-size", type=int, default=8, help="patterns per forward pass")
+    p.add_argument("--input-kind", choices=("intensity", "magnitude"), default="intensity",
+                   help="whether the inputs hold counts (intensity) or √counts")
+    p.add_argument("--dataset", help="HDF5 dataset path inside the inputs")
+    p.add_argument("--mask-invalid", action="store_true", help="NaN/negative voxels are unmeasured")
+    p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--no-plot", action="store_true", help="do not write PNGs")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..errors import InputError
+    from ..io.patterns import load_pattern
+    from ..predict import Predictor, write_prediction
+
+    if args.refine < 0:
+        raise InputError(f"--refine: must be ≥ 0, got {args.refine}")
+    out = Path(args.output)
+    many = len(args.inputs) > 1
+    if many:
+        if out.suffix.lower() == ".npz":
+            raise InputError(f"{out}: several inputs need an output directory, not a .npz file")
+        stems = [Path(i).stem for i in args.inputs]
+        if len(set(stems)) != len(stems):
+            raise InputError("inputs share a file name stem; their outputs would collide")
+        targets = [out / f"{s}.npz" for s in stems]
+    else:
+        if out.suffix.lower() != ".npz":
+            raise InputError(f"{out}: output must end in .npz for a single input")
+        if not out.parent.exists():
+            raise InputError(f"{out.parent}: output directory does not exist")
+        targets = [out]
+    predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size)
+    pats = [load_pattern(i, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)
+            for i in args.inputs]
+    for pat in pats:
+        if pat.magnitude.shape != (predictor.size,) * 3:
+            raise InputError(f"{pat.source}: the network takes {predictor.size}³ patterns, got {pat.magnitude.shape}")
+    if many:
+        out.mkdir(parents=True, exist_ok=True)
+    mags = np.stack([p.magnitude for p in pats])
+    results = predictor.predict(mags, [p.measured for p in pats], [p.source for p in pats], refine=args.refine,
+                                refine_shrink_wrap=args.refine_shrink_wrap)
+    for res, target in zip(results, targets):
+        write_prediction(res, target, plot=not args.no_plot)
+        how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
+        print(f"predict: {target}: {how}  χ² {res.chi2:.5g}  LLK_free {res.llk_free:.4g}  "
+              f"({res.seconds_nn * 1e3:.0f} ms NN" + (f" + {res.seconds_refine:.2f} s ER" if res.refine_iterations
+                                                     else "") + f", model {predictor.meta['version']})")
+    print(f"predict: {len(results)} pattern(s) with model {predictor.path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,198 @@
+"""Held-out evaluation: the network alone, the network + K ER, and full iterative phasing.
+
+For each of ``n`` held-out simulated crystals (magnitudes from the dataset, the truth from
+:func:`autophase.data.dataset.read_truth` — this module is the only consumer of truth
+besides the simulator) the four answers
+
+* ``nn``       — the CNN alone (batched; time = batch time / n),
+* ``refine``   — NN + K ER from the prediction (:func:`autophase.predict.refine_prediction`,
+  shrink-wrap every ``refine_shrink_wrap`` iterations, 0 = the paper's fixed support),
+* ``phasing``  — ``phasing`` iterations of 20 ER + 160 HIO + 20 ER blocks from a random
+  start with shrink-wrap (600 = the paper's ``3*(20*ER+160*HIO+20*ER)``),
+* ``sphere``   — the trivial baseline: a zero-phase uniform ball with the crystal's own
+  volume (|truth| > 0.1 max), centred,
+
+are scored identically: χ² (eq. 2, fitted scale, all measured voxels), LLK_free (the same
+free voxels for all), and against the truth after twin/shift/phase/scale alignment
+(:func:`autophase.physics.metrics.compare_to_truth`): complex error, phase RMS (rad,
+weighted by |truth| where > 0.5 max) and amplitude SSIM in the crystal's box.
+
+Held-out means: when the data are the ones the model was trained on (same description
+as in the checkpoint), only the checkpoint's validation indices are used — the network
+never took a gradient step on them; any other dataset is held out entirely.
+
+The summary holds medians and quartiles per answer and the acceptance figures of issue 4:
+the fraction of crystals where refine's χ² ≤ 1.2 × phasing's, the ratio of median phase
+errors, the speed-up, and whether the NN alone beats the sphere.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import InputError
+
+__all__ = ["phasing_schedule", "sphere_baseline", "score", "evaluate", "summarise"]
+
+METHODS = ("nn", "refine", "phasing", "sphere")
+
+
+def phasing_schedule(iterations: int) -> str:
+    """``iterations`` as blocks of 20 ER + 160 HIO + 20 ER (600 → the paper's schedule)."""
+    reps, rest = divmod(int(iterations), 200)
+    parts = []
+    if reps:
+        parts.append(f"{reps}*(20*ER+160*HIO+20*ER)")
+    if rest:
+        parts.append(f"{rest}*ER")
+    if not parts:
+        raise ValueError("phasing needs ≥ 1 iteration")
+    return "+".join(parts)
+
+
+def sphere_baseline(truth: np.ndarray, threshold: float = 0.1) -> np.ndarray:
+    """Zero-phase uniform ball, centred, with the volume of |truth| > threshold·max (complex64)."""
+    a = np.abs(truth)
+    vol = float((a > threshold * a.max()).sum())
+    r = (3 * vol / (4 * np.pi)) ** (1 / 3)
+    n = truth.shape
+    g = np.indices(n, dtype=np.float32)
+    r2 = sum((gi - s // 2) ** 2 for gi, s in zip(g, n))
+    return (r2 <= r * r).astype(np.complex64)
+
+
+def score(obj: np.ndarray, mag: np.ndarray, truth: np.ndarray, measured: np.ndarray | None = None) -> dict[str, float]:
+    """χ² (fitted scale), LLK_free and the truth metrics of one estimate."""
+    from .physics.forward import far_field
+    from .physics.metrics import chi2, compare_to_truth, free_mask, llk_free
+
+    meas = np.ones(mag.shape, bool) if measured is None else measured
+    F = np.abs(far_field(obj.astype(np.complex64))).astype(np.float32)
+    m = np.where(meas, mag, 0).astype(np.float32)
+    den = float((F[meas].astype(np.float64) ** 2).sum())
+    s = float((F[meas] * m[meas]).sum()) / den if den > 0 else 0.0
+    free = free_mask(mag.shape, measured=meas)
+    out = {"chi2": float(chi2(F * s, m, meas)),
+           "llk_free": float(llk_free((F.astype(np.float64) * s) ** 2, m.astype(np.float64) ** 2, free))}
+    out.update({k: (float(v) if not isinstance(v, bool) else v) for k, v in compare_to_truth(obj, truth).items()})
+    return out
+
+
+def _open(data: str):
+    """(dataset, truth_of(i), description) for a run directory or synthetic:N."""
+    from .train.data import SyntheticCrystals, describe, open_dataset
+
+    ds = open_dataset([data])
+    if isinstance(ds, SyntheticCrystals):
+        return ds, lambda i: ds.truth(i), describe(ds)
+    from .data.dataset import MagnitudeDataset, read_truth
+
+    if not isinstance(ds, MagnitudeDataset):
+        raise InputError(f"{data}: evaluation needs simulated data with a truth (a run directory or synthetic:N)")
+    return ds, lambda i: read_truth(data, int(ds.indices[i]))["object"], describe(ds)
+
+
+def held_out_indices(n_total: int, ckpt: dict[str, Any], description: str, n: int) -> tuple[list[int], str]:
+    """The first ``n`` held-out indices and a note on where they come from."""
+    if ckpt.get("data") == description and ckpt.get("val_indices"):
+        idx = [int(i) for i in ckpt["val_indices"]][:n]
+        return idx, f"the checkpoint's validation split ({len(ckpt['val_indices'])} patterns)"
+    return list(range(min(n, n_total))), "a dataset the model was not trained on"
+
+
+def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50, phasing: int = 600,
+             seed: int = 0, progress: Callable[[int, int], None] | None = None,
+             refine_shrink_wrap: int = 10) -> dict[str, Any]:
+    """Run the comparison on ``n`` held-out crystals; returns the results dict (see module doc)."""
+    from .model.checkpoint import read_checkpoint
+    from .predict import Predictor, refine_prediction
+
+    ds, truth_of, desc = _open(data)
+    predictor = Predictor(model)
+    ck = read_checkpoint(predictor.path)
+    idx, where = held_out_indices(len(ds), ck, desc, n)
+    if not idx:
+        raise InputError(f"{data}: no held-out patterns to evaluate")
+    mags = np.stack([ds[i][0].numpy() for i in idx])
+    preds = predictor.predict(mags, sources=[f"{desc}#{i}" for i in idx])
+    rows = []
+    for k, (i, mag, p) in enumerate(zip(idx, mags, preds)):
+        truth = truth_of(i)
+        row: dict[str, Any] = {"index": int(i), "photons": float((mag.astype(np.float64) ** 2).sum())}
+        row["nn"] = {**score(p.object, mag, truth), "seconds": p.seconds_nn}
+        if refine > 0:
+            r = refine_prediction(p, mag, None, refine, refine_shrink_wrap)
+            row["refine"] = {**score(r.object, mag, truth), "seconds": p.seconds_nn + r.seconds_refine}
+        if phasing > 0:
+            from .phasing import phase
+
+            t0 = time.perf_counter()
+            res = phase(mag, None, schedule=phasing_schedule(phasing), seed=seed + int(i))
+            row["phasing"] = {**score(res.object, mag, truth), "seconds": time.perf_counter() - t0}
+        row["sphere"] = score(sphere_baseline(truth), mag, truth)
+        rows.append(row)
+        if progress:
+            progress(k + 1, len(idx))
+    last = (ck.get("history") or [{}])[-1]
+    training = {k: last[k] for k in last if k.startswith(("val_", "trivial_", "pred_spread", "epoch", "step",
+                                                           "best_trivial"))}
+    return {
+        "data": desc, "held_out": where, "n": len(rows), "model": predictor.meta,
+        "refine_iterations": refine, "refine_shrink_wrap": refine_shrink_wrap, "phasing_iterations": phasing,
+        "phasing_schedule": phasing_schedule(phasing) if phasing > 0 else None,
+        "training_last_epoch": training,
+        "summary": summarise(rows), "crystals": rows,
+    }
+
+
+def _stats(v: list[float]) -> dict[str, float]:
+    a = np.asarray(v, float)
+    q1, med, q3 = np.percentile(a, [25, 50, 75])
+    return {"median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(a.mean())}
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians/quartiles per answer and metric, and the acceptance figures."""
+    out: dict[str, Any] = {}
+    for m in METHODS:
+        have = [r[m] for r in rows if m in r]
+        if not have:
+            continue
+        out[m] = {k: _stats([h[k] for h in have])
+                  for k in ("chi2", "llk_free", "complex_error", "phase_error_rad", "ssim_box", "seconds")
+                  if k in have[0]}
+    acc: dict[str, Any] = {}
+    if "nn" in out and "sphere" in out:
+        acc["nn_beats_sphere_phase_error"] = (out["nn"]["phase_error_rad"]["median"]
+                                              < out["sphere"]["phase_error_rad"]["median"])
+        acc["nn_beats_sphere_complex_error"] = (out["nn"]["complex_error"]["median"]
+                                                < out["sphere"]["complex_error"]["median"])
+    if "refine" in out and "phasing" in out:
+        ok = [r["refine"]["chi2"] <= 1.2 * r["phasing"]["chi2"] for r in rows if "refine" in r and "phasing" in r]
+        acc["fraction_refine_chi2_within_1.2x_phasing"] = float(np.mean(ok))
+        acc["median_phase_error_ratio_refine_over_phasing"] = (out["refine"]["phase_error_rad"]["median"]
+                                                               / out["phasing"]["phase_error_rad"]["median"])
+        acc["speedup_phasing_over_refine"] = (out["phasing"]["seconds"]["median"]
+                                              / out["refine"]["seconds"]["median"])
+        acc["passes_issue4"] = bool(acc["fraction_refine_chi2_within_1.2x_phasing"] >= 0.8
+                                    and acc["median_phase_error_ratio_refine_over_phasing"] <= 1.5
+                                    and acc["speedup_phasing_over_refine"] >= 3
+                                    and acc.get("nn_beats_sphere_phase_error", False)
+                                    and acc.get("nn_beats_sphere_complex_error", False))
+    if "nn" in out and "phasing" in out:
+        acc["speedup_phasing_over_nn"] = out["phasing"]["seconds"]["median"] / out["nn"]["seconds"]["median"]
+    out["acceptance"] = acc
+    return out
+
+
+def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+    return path

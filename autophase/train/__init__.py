@@ -1,0 +1,1 @@
+"""Unsupervised physics-aware training: loss, data, trainer (see docs/training.md)."""
