@@ -211,17 +211,19 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
                       seconds_refine=time.perf_counter() - t0, history=dict(res.history))
 
 
-def write_prediction(p: Prediction, out: str | os.PathLike, plot: bool = True) -> Path:
-    """``out`` (.npz, atomically) and, if ``plot``, ``out`` with .png: central slices."""
-    out = Path(out)
-    tmp = out.with_name(out.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **p.to_npz_dict())
-    os.replace(tmp, out)
-    if plot:
-        from .plots import plot_reconstruction
+def write_prediction(p: Prediction, out: str | os.PathLike, plot: bool = True,
+                     intensity: np.ndarray | None = None, unmeasured: np.ndarray | None = None) -> Path:
+    """``out`` (.npz, or .cxi + .vti + strain, atomically; :mod:`autophase.outputs`) and a PNG."""
+    from .outputs import write_reconstruction
 
-        how = f"NN + {p.refine_iterations} ER" if p.refine_iterations else "NN alone"
-        plot_reconstruction(p.object, p.support, out.with_suffix(".png"), p.history or None,
-                            title=f"{Path(p.source).name}: {how} (model {p.model.get('version', '?')}), "
-                                  f"χ² {p.chi2:.4g}, LLK_free {p.llk_free:.4g}")
+    out = Path(out)
+    d = p.to_npz_dict()
+    scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()
+               if k not in ("object", "support", "chi2_history")}
+    how = f"NN + {p.refine_iterations} ER" if p.refine_iterations else "NN alone"
+    write_reconstruction(out, p.object, p.support, {"program": "autophase predict", **scalars},
+                         history=p.history or None, arrays={"chi2_history": d["chi2_history"]},
+                         input_path=p.source or None, intensity=intensity, unmeasured=unmeasured, plot=plot,
+                         title=f"{Path(p.source).name}: {how} (model {p.model.get('version', '?')}), "
+                               f"χ² {p.chi2:.4g}, LLK_free {p.llk_free:.4g}")
     return out

@@ -1,6 +1,7 @@
 """``autophase predict INPUT… -o OUT``: single-shot inversion with the trained network.
 
-One input: OUT is the result file (.npz; a .png of central slices beside it). Several
+One input: OUT is the result file (.npz, or .cxi with .vti, strain and isosurface beside
+it; a .png of central slices beside it). Several
 inputs: OUT is a directory, created if needed, receiving ``<input stem>.npz/.png``.
 All inputs are read and checked before the network runs, so a bad file leaves no output.
 """
@@ -50,11 +51,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("inputs share a file name stem; their outputs would collide")
         targets = [out / f"{s}.npz" for s in stems]
     else:
-        if out.suffix.lower() != ".npz":
-            raise InputError(f"{out}: output must end in .npz for a single input")
-        if not out.parent.exists():
-            raise InputError(f"{out.parent}: output directory does not exist")
-        targets = [out]
+        from ..outputs import check_output_path
+
+        targets = [check_output_path(out)]  # .npz, or .cxi with .vti/strain/isosurface beside it
     predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size)
     pats = [load_pattern(i, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)
             for i in args.inputs]
@@ -66,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     mags = np.stack([p.magnitude for p in pats])
     results = predictor.predict(mags, [p.measured for p in pats], [p.source for p in pats], refine=args.refine,
                                 refine_shrink_wrap=args.refine_shrink_wrap)
-    for res, target in zip(results, targets):
-        write_prediction(res, target, plot=not args.no_plot)
+    for res, target, pat in zip(results, targets, pats):
+        write_prediction(res, target, plot=not args.no_plot, intensity=pat.intensity, unmeasured=~pat.measured)
         how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
         print(f"predict: {target}: {how}  χ² {res.chi2:.5g}  LLK_free {res.llk_free:.4g}  "
               f"({res.seconds_nn * 1e3:.0f} ms NN" + (f" + {res.seconds_refine:.2f} s ER" if res.refine_iterations

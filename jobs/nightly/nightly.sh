@@ -79,6 +79,19 @@ bench_args=(bench $SUITES --out "$DIR/results" --timeout "$TIMEOUT")
 bench_rc=0
 "$PY" -m autophase.cli "${bench_args[@]}" || bench_rc=$?
 
+# The shipped model against the truth on crystals it never saw (seed 12): NN alone,
+# NN + 50 ER and 600-iteration phasing (χ²/SSIM histograms, Fig. 2a–b of the paper).
+if [ "$MODE" = quick ]; then N_EVAL=${NIGHTLY_EVAL_N:-8}; else N_EVAL=${NIGHTLY_EVAL_N:-100}; fi
+eval_rc=0
+if [ "$N_EVAL" -gt 0 ]; then
+  echo "nightly: evaluating the shipped model on $N_EVAL held-out crystals"
+  { [ -f "$DIR/heldout/manifest.json" ] || "$PY" -m autophase.cli simulate --n-crystals "$N_EVAL" \
+        --out "$DIR/heldout" --seed 12 --no-progress; } &&
+    "$PY" -m autophase.cli evaluate --data "$DIR/heldout" --out "$DIR/results/evaluate-cpu.json" \
+        --n "$N_EVAL" --refine 50 --phasing 600 || eval_rc=$?
+  [ $eval_rc -ne 0 ] && echo "nightly: evaluation failed (exit $eval_rc); the report goes on without it" >&2
+fi
+
 # Report inputs: tonight's records, committed GPU records, anything extra.
 inputs=()
 shopt -s nullglob
@@ -131,5 +144,6 @@ if [ "$KEEP_DAYS" -gt 0 ] 2>/dev/null; then
   done
 fi
 
+[ $eval_rc -ne 0 ] && bench_rc=1
 [ $bench_rc -ne 0 ] && { echo "nightly: some suites failed (exit $bench_rc); the report shows what ran"; exit 1; }
 exit $report_rc
