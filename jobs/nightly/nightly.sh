@@ -22,6 +22,8 @@
 # NIGHTLY_EXTRA_RESULTS (more JSON for the report, e.g. an `autophase evaluate` results
 # file), NIGHTLY_KEEP_DAYS (delete dated folders older than this; default: keep all),
 # NIGHTLY_FAIL_ON_REGRESSION=1 (exit 3 on a regression), NIGHTLY_BENCH_DIR (tests),
+# NIGHTLY_EVAL_N (held-out crystals for the shipped model's evaluation; 8 quick, 100
+# full, 0 = skip),
 # PYTHON (default: the repository's .venv/bin/python).
 #
 # Exit status: 0 report published; 1 a suite failed (report still published with what
