@@ -47,6 +47,14 @@ __all__ = ["NetworkConfig", "AutoPhaseNet", "normalize_input", "parameter_count"
 INPUT_NORMS = ("max", "log")
 
 
+
+def strict_from_dict(cls, d: dict, what: str):
+    """``cls(**d)`` for a config dataclass, refusing keys it does not know (named in the error)."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys {sorted(unknown)}")
+    return cls(**d)
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Shape of the network; saved in every checkpoint so a model can be rebuilt from it.
@@ -79,11 +87,7 @@ class NetworkConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "NetworkConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown network config keys {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "network")
 
 
 def normalize_input(mag: torch.Tensor, kind: str = "max") -> torch.Tensor:

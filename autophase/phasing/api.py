@@ -82,19 +82,6 @@ class PhasingResult:
     seconds: float = 0.0
     start: int = 0
 
-    def to_npz_dict(self) -> dict[str, Any]:
-        return {
-            "object": self.object.astype(np.complex64),
-            "support": self.support.astype(bool),
-            "chi2": np.float64(self.chi2),
-            "chi2_free": np.float64(self.chi2_free),
-            "llk": np.float64(self.llk),
-            "llk_free": np.float64(self.llk_free),
-            "chi2_history": np.asarray(self.history.get("chi2", []), np.float64),
-            "algorithm_history": np.asarray(self.history.get("algorithm", []), dtype="U3"),
-            "seconds": np.float64(self.seconds),
-        }
-
 
 @dataclass
 class _Prepared:
@@ -183,9 +170,14 @@ def _support_of_start(obj: np.ndarray, threshold: float) -> np.ndarray:
     return a > threshold * a.max()
 
 
+def _engine_kwargs(params: PhasingParams) -> dict[str, Any]:
+    """The iteration parameters both engines' ``run`` take."""
+    return dict(beta=params.beta, sw_every=params.shrink_wrap_every, sw_sigma=params.sw_sigma,
+                sw_threshold=params.sw_threshold)
+
+
 def _run_one(p: _Prepared, params: PhasingParams, algos, x0, S0, progress=None):
-    kw = dict(beta=params.beta, sw_every=params.shrink_wrap_every, sw_sigma=params.sw_sigma,
-              sw_threshold=params.sw_threshold)
+    kw = _engine_kwargs(params)
     cb = (lambda i: progress.update(1)) if progress is not None else None
     if params.engine == "cpu":
         from .cpu import engine_for
@@ -280,9 +272,7 @@ def _phase_batch_torch(mags, meas, params: PhasingParams) -> list[PhasingResult]
     t0 = time.perf_counter()
     x, S, err = eng.run(np.stack([np.fft.ifftshift(x0) for x0, _ in st]),
                         np.stack([np.fft.ifftshift(S0) for _, S0 in st]),
-                        np.stack([p.mag_u for p in preps]), algos, beta=params.beta,
-                        sw_every=params.shrink_wrap_every, sw_sigma=params.sw_sigma,
-                        sw_threshold=params.sw_threshold)
+                        np.stack([p.mag_u for p in preps]), algos, **_engine_kwargs(params))
     dt = (time.perf_counter() - t0) / len(preps)
     return [_finish(p, x[b], S[b], err[:, b], algos, dt, 0) for b, p in enumerate(preps)]
 

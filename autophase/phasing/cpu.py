@@ -70,12 +70,6 @@ class CpuEngine:
         self._transfer: dict[float, np.ndarray] = {}
 
     # ------------------------------------------------------------------ primitives
-    def transform(self, x: np.ndarray) -> np.ndarray:
-        """Unnormalised forward FFT of an unshifted array (a copy)."""
-        self.x[...] = x
-        self._fwd()
-        return self.F.copy()
-
     def shrink_wrap(self, support: np.ndarray, sigma: float, threshold: float) -> int:
         """support ← (|S·x| ∗ G_σ) > threshold·max, in place; returns its size in voxels."""
         G = self._transfer.get(sigma)

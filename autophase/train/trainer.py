@@ -37,7 +37,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..distributed import Engine
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from ..model.network import AutoPhaseNet, NetworkConfig
+from ..model.network import AutoPhaseNet, NetworkConfig, strict_from_dict
 from .data import RankShardSampler, augment_batch, describe, rank_shard, split_indices
 from .loss import LOSSES, centre_offset, centre_penalty, physics_loss, ramp
 from .trivial import TRIVIAL_ANSWERS, TrivialAnswers
@@ -110,11 +110,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown training config keys {sorted(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "training")
 
 
 def prediction_spread(s1: torch.Tensor, s2: torch.Tensor, n: float) -> float:
