@@ -22,6 +22,7 @@ COMMANDS = [
     "prep",
     "phase",
     "train",
+    "finetune",
     "predict",
     "evaluate",
     "bench",
