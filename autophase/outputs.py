@@ -3,8 +3,13 @@
 * ``OUT.npz`` — arrays and metrics (object complex64, support bool, chi2, llk_free, …).
 * ``OUT.cxi`` — the CXI file, plus, beside it, ``OUT.vti`` (ParaView), the phase-ramp-
   removed displacement and strain along Q (:mod:`autophase.experimental.postprocess`),
-  ``OUT_isosurface.png`` and ``OUT_slices.png``. The geometry (voxel size, d spacing)
-  comes from the input when it is a CXI file written by ``autophase prep``.
+  ``OUT_isosurface.png`` and ``OUT_slices.png``. When the input is a CXI file written by
+  ``autophase prep`` with the full scan geometry (energy, distance, pixel size, δ, γ,
+  rocking motor and step), the object is first put on an orthonormal lab grid
+  (:mod:`autophase.experimental.geometry`) and strain is taken along the true Q̂
+  (metadata ``frame = "lab"``); otherwise it stays in the array frame with Q̂ along y and
+  whatever voxel size and d spacing the input gives (``frame = "detector"``, and
+  ``frame_note`` says why). ``OUT.npz`` and ``OUT.png`` always hold the object as phased.
 * always (unless ``plot=False``) ``OUT.png``: central slices of amplitude and phase and,
   for iterative runs, the error curve.
 
@@ -19,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["check_output_path", "input_geometry", "write_reconstruction"]
+__all__ = ["check_output_path", "input_geometry", "input_scan_geometry", "write_reconstruction"]
 
 SUFFIXES = (".npz", ".cxi")
 
@@ -36,18 +41,54 @@ def check_output_path(path: str | os.PathLike) -> Path:
     return p
 
 
-def input_geometry(input_path: str | os.PathLike) -> dict[str, Any]:
-    """Voxel size and d spacing stored by ``autophase prep`` in a CXI input ({} otherwise)."""
+def _input_metadata(input_path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a CXI input ({} for any other kind of file)."""
     if Path(input_path).suffix.lower() != ".cxi":
         return {}
     from .io.cxi import read_cxi
 
-    meta = read_cxi(input_path).get("metadata", {})
+    return dict(read_cxi(input_path).get("metadata", {}))
+
+
+def input_geometry(input_path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Voxel size and d spacing stored by ``autophase prep`` in a CXI input ({} otherwise).
+
+    metadata : the input's metadata when already read (else it is read from the file).
+    """
+    meta = _input_metadata(input_path) if metadata is None else metadata
     out = {}
     for k in ("voxel_size_m", "d_spacing_m", "energy_eV", "detector_distance_m"):
         if meta.get(k) is not None:
             out[k] = meta[k]
     return out
+
+
+def input_scan_geometry(input_path: str | os.PathLike, metadata: Mapping[str, Any] | None = None):
+    """(ScanGeometry or None, why not): the 34-ID-C geometry a CXI input carries.
+
+    None with a reason when the input is not a CXI file or lacks a needed key (then the
+    outputs stay in the detector frame); InputError naming the file for bad values.
+    """
+    from .errors import InputError
+    from .experimental.geometry import REQUIRED_KEYS, ROCKING_MOTORS, ScanGeometry, rocking_circle
+
+    if Path(input_path).suffix.lower() != ".cxi":
+        return None, f"input {Path(input_path).name} is not a CXI file from autophase prep: no scan geometry"
+    meta = _input_metadata(input_path) if metadata is None else metadata
+    try:
+        geo = ScanGeometry.from_metadata(meta)
+    except InputError as e:
+        raise InputError(f"{input_path}: {e}") from None
+    if geo is None:
+        missing = [k for k in REQUIRED_KEYS if meta.get(k) is None]
+        if missing:
+            why = f"lacks {', '.join(missing)}"
+        elif rocking_circle(meta["scan_motor"]) is None:
+            why = f"scans {meta['scan_motor']!r}, not a rocking circle ({', '.join(ROCKING_MOTORS)})"
+        else:
+            why = "lacks theta_deg/chi_deg (needed for a phi or chi rocking axis)"
+        return None, f"input {Path(input_path).name} {why}: no scan geometry"
+    return geo, ""
 
 
 def write_reconstruction(out: str | os.PathLike, obj: np.ndarray, support: np.ndarray,
@@ -70,11 +111,22 @@ def write_reconstruction(out: str | os.PathLike, obj: np.ndarray, support: np.nd
     else:
         from .experimental.postprocess import postprocess, write_outputs
 
-        geo = input_geometry(input_path) if input_path else {}
-        vox = geo.get("voxel_size_m")
-        d = geo.get("d_spacing_m")
-        res = postprocess(obj, support, voxel_size_nm=None if vox is None else np.asarray(vox) * 1e9,
-                          d_spacing_nm=None if d is None else float(d) * 1e9)
+        meta_in = _input_metadata(input_path) if input_path else {}
+        geo = input_geometry(input_path, meta_in) if input_path else {}
+        scan_geo, why = input_scan_geometry(input_path, meta_in) if input_path else (None, "no input file")
+        if scan_geo is not None:
+            res = postprocess(obj, support, geometry=scan_geo)
+            # prep's voxel size is the detector frame's (approximate, anisotropic): keep it under
+            # another name, or it would override the lab grid's in the CXI file
+            vox_det = geo.pop("voxel_size_m", None)
+            if vox_det is not None:
+                geo["detector_voxel_size_approx_m"] = np.asarray(vox_det, float)
+        else:
+            vox = geo.get("voxel_size_m")
+            d = geo.get("d_spacing_m")
+            res = postprocess(obj, support, voxel_size_nm=None if vox is None else np.asarray(vox) * 1e9,
+                              d_spacing_nm=None if d is None else float(d) * 1e9)
+            res["metadata"]["frame_note"] = why
         meta = {**{k: v for k, v in metrics.items() if np.isscalar(v) or isinstance(v, str)}, **geo}
         paths = write_outputs(out.with_suffix(""), res, data=intensity, mask=unmeasured, metadata=meta)
         written.extend(paths.values())

@@ -25,6 +25,11 @@ centred on the Bragg peak, binned so that the reciprocal-space oversampling rati
    cut (outside the measurement: zeros, masked as missing) and summed in b-blocks;
    a block with more than half of its voxels masked is masked, else its sum is scaled
    by (b_z b_y b_x)/n_measured. The peak lands at index ``size // 2`` on each axis.
+9. **geometry** (with a SPEC header): energy, distance, binned pixel size, δ, γ, the
+   rocking motor and its binned step and the sample circles θ, χ, φ are stored with the
+   pattern, and the log gives the real-space steps of the size³ array in the lab frame
+   (:mod:`autophase.experimental.geometry`), which ``phase``/``predict`` use to write
+   their outputs on an orthonormal lab grid.
 
 Masks are CXI uint32 bits (:mod:`autophase.io.cxi`): 0 = measured; any bit =
 unmeasured (hot 0x4, dead 0x8, missing 0x200, alien 0x01000000, each with 0x1).
@@ -462,13 +467,49 @@ def prepare(raw, config: PrepConfig | None = None, echo: Callable[[str], None] |
                     voxel_size_m=g.voxel_size_m((cfg.size,) * 3, binning),
                     d_spacing_m=g.d_spacing_m, two_theta_deg=g.two_theta_deg,
                     rocking_step_deg=g.step_deg * binning[0], scan_motor=g.scan_motor,
-                    instrument="APS 34-ID-C")
+                    delta_deg=g.delta_deg, gamma_deg=g.gamma_deg, instrument="APS 34-ID-C")
     if raw.spec is not None:
         meta.update(scan=raw.spec.number, scan_command=raw.spec.command, spec_file=raw.spec.source)
+        # the sample circles: they orient the rocking axis of a phi/chi scan (autophase.experimental.geometry)
+        for key, name in (("theta_deg", "Theta"), ("chi_deg", "Chi"), ("phi_deg", "Phi")):
+            try:
+                meta[key] = float(raw.spec.motor(name))
+            except KeyError:
+                pass
+    if raw.geometry is not None:
+        _log_lab_geometry(meta, cfg.size, log)
+        meta["notes"] = {"prep log": "\n".join(lines)}
     return PrepResult(intensity=out, mask_bits=out_bits, stack=I, stack_bits=bits, peak=peak,
                       oversampling_raw=tuple(float(s) for s in sigma), oversampling=sig_b, binning=binning,
                       box_start=start, counts_raw=counts_raw, counts_corrected=counts_corr, counts_kept=kept,
                       log=lines, metadata=meta)
+
+
+def _log_lab_geometry(meta: dict, size: int, log: Callable[[str], None]) -> None:
+    """One log line with the real-space steps of the size³ array in the lab frame.
+
+    A geometry that cannot be oriented (δ = γ = 0, rocking in the detector plane) is not
+    an error of the pattern: its angles are dropped from ``meta`` so that phasing keeps
+    the detector frame, and the log says why.
+    """
+    from .geometry import ScanGeometry, basis_angles
+
+    try:
+        geo = ScanGeometry.from_metadata(meta)
+    except InputError as e:
+        for k in ("delta_deg", "gamma_deg"):
+            meta.pop(k, None)
+        log(f"geometry: {e}; outputs will stay in the detector frame")
+        return
+    if geo is None:
+        log(f"geometry: rocking motor {meta.get('scan_motor')!r} not oriented; outputs will stay in the detector frame")
+        return
+    B = geo.real_basis((size,) * 3)
+    steps = np.linalg.norm(B, axis=0)
+    ang = basis_angles(B)
+    log(f"geometry: |Q| {geo.q_nm:.4f} nm⁻¹, d {geo.d_spacing_nm:.5f} nm; real-space steps (rocking, rows, "
+        f"columns) {steps[0]:.2f}, {steps[1]:.2f}, {steps[2]:.2f} nm at {ang[0]:.1f}°/{ang[1]:.1f}°/{ang[2]:.1f}° "
+        f"(lab-frame outputs on a {steps.min():.2f} nm grid)")
 
 
 def plot_prep(result: PrepResult, path: str | os.PathLike, title: str = "") -> Path:
