@@ -22,7 +22,7 @@ from autophase.cli import main
 from autophase.errors import InputError
 from autophase.report import build_report, find_previous, load_records
 from autophase.report.browser import check_page, find_chromium
-from autophase.report.compare import compare, direction, numeric_leaves
+from autophase.report.compare import TOWARD_ONE, better_key, compare, direction, numeric_leaves
 from autophase.report.sections.find import scaling_series
 
 ENV = {"git_sha": "0123456789abcdef", "host": "ws1", "platform": "Linux", "python": "3.11.2",
@@ -380,9 +380,9 @@ def test_direction_and_leaves():
     assert direction("single/ours_cpu/median_s") == -1
     assert direction("batched/x/patterns_per_s") == 1
     assert direction("crystals_per_s_per_core") == 1 and direction("lammps/s_per_crystal") == -1
-    assert direction("points/ranks=2/weak_efficiency") == 1 and direction("x/chi2_over_floor") == -1
+    assert direction("points/ranks=2/weak_efficiency") == 1 and direction("x/chi2_over_floor") == TOWARD_ONE
     assert direction("single/ours_cpu/min_s") == 0 and direction("points/ranks=2/ranks") == 0
-    assert direction("quality/median/ours/max_chi2_over_floor") == -1
+    assert direction("quality/median/ours/max_chi2_over_floor") == TOWARD_ONE
     assert direction("quality/patterns/0/noise_floor_chi2") == 0 and direction("write_MB_s") == 1
     leaves = numeric_leaves(scaling_record())
     assert leaves["points/ranks=4/time_s"] == 12.5 and "points/ranks=4/times_s" not in leaves
@@ -437,3 +437,14 @@ def test_browser_check_catches_a_broken_page(tmp_path):
     assert "console error: boom" in probs and "ReferenceError" in probs
     assert "image not rendered: truncated" in probs and "image not rendered: remote" in probs
     assert "external request: http://192.0.2.1/x.png" in probs
+
+
+def test_chi2_over_the_noise_floor_is_best_near_one():
+    # below the floor is over-fitting the noise, not better: 0.81 is worse than 0.98
+    key = better_key("quality/median/ours/chi2_over_floor")
+    assert max([0.81, 0.98, 1.3], key=key) == 0.98
+    ch = {c.path: c.status for c in compare("phasing", "cpu", {"q/chi2_over_floor": 0.8, "q/chi2": 0.8},
+                                          {"q/chi2_over_floor": 1.0, "q/chi2": 1.0})}
+    assert ch == {"q/chi2_over_floor": "regression", "q/chi2": "improvement"}
+    ch = compare("phasing", "cpu", {"q/chi2_over_floor": 1.02}, {"q/chi2_over_floor": 1.3})
+    assert ch[0].status == "improvement"

@@ -8,12 +8,14 @@ left out: they are distributions, not figures; lists of dicts become
 :func:`direction` reads the metric's name: +1 when higher is better (``…per_s``,
 ``throughput``, ``gflops``, ``speedup``, ``efficiency``, ``ssim``), −1 when lower is
 better (times ``…_s``/``_ms``, ``latency``, ``chi2``, ``error``, ``loss``), 0 otherwise
-(counts, sizes, and the spread of repeats: ``min_s``, ``max_s``, ``std_s``).
+(counts, sizes, and the spread of repeats: ``min_s``, ``max_s``, ``std_s``), and
+:data:`TOWARD_ONE` for a figure relative to the noise floor (``…_over_floor``): χ² below
+the floor is not better, it is over-fitting the noise, so closest to 1 is best.
 
 :func:`compare` classifies each metric against the previous run with the relative change
 r = now/prev − 1 and worse = −direction·r: a *regression* when worse > threshold (time
 up, or throughput down, by more than 10 % by default), an *improvement* when
-worse < −threshold.
+worse < −threshold. For :data:`TOWARD_ONE` figures worse = |now − 1| − |prev − 1|.
 """
 from __future__ import annotations
 
@@ -23,9 +25,13 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 __all__ = ["numeric_leaves", "list_labels", "direction", "Change", "compare", "THRESHOLD", "is_number",
-           "is_ours", "is_peer", "OURS"]
+           "is_ours", "is_peer", "OURS", "TOWARD_ONE", "better_key", "BETTER_WHEN"]
 
 THRESHOLD = 0.10
+# direction() of a ratio to the noise floor: neither up nor down, but toward 1
+TOWARD_ONE = 2
+BETTER_WHEN = {1: "higher is better", -1: "lower is better", TOWARD_ONE: "closest to 1 (the noise floor) is best"}
+_FLOOR_RATIO = re.compile(r"(_over_floor|_over_noise(_floor)?|_to_floor)$")
 # Longer lists of dicts are per-item records (one per test crystal): a distribution that
 # the suite's own summary condenses, not figures to compare one by one.
 MAX_POINTS = 16
@@ -103,7 +109,8 @@ def numeric_leaves(obj: Any, prefix: str = "") -> dict[str, float]:
 
 
 def direction(path: str) -> int:
-    """+1 higher is better, −1 lower is better, 0 not a performance figure (see module doc)."""
+    """+1 higher is better, −1 lower is better, TOWARD_ONE closest to 1 is best, 0 not a
+    performance figure (see module doc)."""
     parts = [p.lower() for p in path.split("/") if p]
     if not parts:
         return 0
@@ -112,6 +119,8 @@ def direction(path: str) -> int:
         return 0
     if leaf in ("median", "mean", "value", "avg") and len(parts) > 1:
         leaf = parts[-2]
+    if _FLOOR_RATIO.search(leaf):
+        return TOWARD_ONE
     if _HIGHER.search(leaf):
         return 1
     if _LOWER.search(leaf):
@@ -138,6 +147,14 @@ class Change:
     status: str
 
 
+def better_key(path: str):
+    """A key under which the best of several values of metric ``path`` is the largest (None: no best)."""
+    d = direction(path)
+    if d == TOWARD_ONE:
+        return lambda x: -abs(x - 1)
+    return (lambda x: x * d) if d else None
+
+
 def compare(suite: str, device: str, now: dict[str, float], prev: dict[str, float] | None,
             threshold: float = THRESHOLD) -> list[Change]:
     """Changes of every metric of one (suite, device) against the previous run's leaves."""
@@ -160,7 +177,7 @@ def compare(suite: str, device: str, now: dict[str, float], prev: dict[str, floa
         elif rel is None:
             status = "same"
         else:
-            worse = -d * rel
+            worse = abs(a - 1) - abs(b - 1) if d == TOWARD_ONE else -d * rel
             status = "regression" if worse > threshold else "improvement" if worse < -threshold else "same"
         out.append(Change(suite, device, k, a, b, rel, d, status))
     return out

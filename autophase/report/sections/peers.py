@@ -14,7 +14,7 @@ import math
 import re
 
 from .. import figures
-from ..compare import direction, is_number
+from ..compare import BETTER_WHEN, better_key, direction, is_number
 from ..context import Context
 from ..document import Cell, Figure, Para, Table
 from ..records import Record
@@ -123,6 +123,14 @@ _QMETRICS = ("chi2", "chi2_over_floor", "max_chi2_over_floor", "llk_free", "chi2
              "phase_error_rad", "ssim_box", "ssim")
 
 
+def _key(metric: str, metrics) -> object:
+    """Ranking key of a quality metric; raw χ² is not ranked when its ratio to the noise
+    floor is shown (a lower χ² than the floor is over-fitting, not better)."""
+    if metric == "chi2" and "chi2_over_floor" in metrics:
+        return None
+    return better_key(metric)
+
+
 def _qdict(v) -> dict[str, float]:
     return {k: float(v[k]) for k in _QMETRICS if isinstance(v, dict) and is_number(v.get(k))}
 
@@ -160,7 +168,8 @@ def quality_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
                     row = [label]
                     for m in metrics:
                         vals = [_qdict(e[w])[m] for w in ours + peers]
-                        best = max(vals, key=lambda x: x * direction(m)) if direction(m) else None
+                        key = _key(m, metrics)
+                        best = max(vals, key=key) if key else None
                         row += [Cell(fmt_num(x), "improve" if best is not None and x == best and len(set(vals)) > 1
                                      else "num") for x in vals]
                     rows.append(row)
@@ -175,10 +184,11 @@ def quality_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
                 for m in metrics:
                     vals = [_qdict(node[w]).get(m) for w in who]
                     present = [x for x in vals if x is not None]
-                    best = max(present, key=lambda x: x * direction(m)) if direction(m) and present else None
+                    key = _key(m, metrics)
+                    best = max(present, key=key) if key and present else None
                     rows.append([pretty(m)] + [Cell(fmt_num(x), "improve" if best is not None and x == best
                                                     and len(set(present)) > 1 else "num") for x in vals]
-                                + [{1: "higher is better", -1: "lower is better"}.get(direction(m), "")])
+                                + [BETTER_WHEN.get(direction(m), "") if key else "judged by χ²/floor"])
                 blocks.append(Table(["Metric"] + [pretty(w) for w in who] + ["Better when"], rows,
                                     f"{rec.device.upper()} · {pretty('/'.join(path)) or suite}: quality, "
                                     f"ours vs peer (green = better)."))
