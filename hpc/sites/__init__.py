@@ -64,6 +64,48 @@ def driver_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+def mpi_nodes(cfg: WorkflowConfig) -> int:
+    """Nodes of a submitted MPI block: the widest MPI stage (simulation, training, the
+    largest scaling point)."""
+    sc = cfg.scaling
+    return max(cfg.simulate.nodes, cfg.train.nodes, sc.layout(max(sc.ranks))[0] if sc else 1)
+
+
+def cluster_config(cfg: WorkflowConfig, run: RunDir, address: str, provider, htex_launcher,
+                   mpi_launcher: str, cpu_affinity: str):
+    """The Parsl config of a batch-scheduled site (Polaris, Perlmutter).
+
+    ``htex``: one worker per GPU, pinned by ``cpu_affinity``, one manager per node started
+    by ``htex_launcher``; ``mpi``: an MPIExecutor whose tasks start with ``mpi_launcher``
+    (``"mpiexec"``, ``"srun"``). ``provider(nodes, launcher)`` builds the site's block
+    provider. ``site.driver = "login"``: blocks are submitted when needed (htex one node,
+    mpi the widest MPI stage); ``"job"``: both span the job's nodes, started at once.
+    """
+    from parsl.config import Config
+    from parsl.executors import HighThroughputExecutor, MPIExecutor
+    from parsl.launchers import SimpleLauncher
+
+    site = cfg.site
+    login = site.driver == "login"
+    htex = HighThroughputExecutor(
+        label=HTEX_LABEL,
+        address=address,
+        available_accelerators=site.gpus_per_node,
+        cpu_affinity=cpu_affinity,
+        prefetch_capacity=0,
+        provider=provider(1 if login else site.nodes, htex_launcher),
+    )
+    mpi = MPIExecutor(
+        label=MPI_LABEL,
+        address=address,
+        max_workers_per_block=1,
+        mpi_launcher=mpi_launcher,
+        provider=provider(mpi_nodes(cfg) if login else site.nodes, SimpleLauncher()),
+    )
+    return Config(executors=[htex, mpi], memoizer=memoizer(), run_dir=str(run.parsl),
+                  strategy="simple" if login else "none")
+
+
 def memoizer():
     """Task-exit checkpointing: each finished task is appended to ``parsl/NNN/checkpoint/``."""
     from parsl.dataflow.memoization import BasicMemoizer

@@ -35,11 +35,6 @@ def _cpus_per_task(cfg: WorkflowConfig, ranks_per_node: int) -> int:
     return max(1, cfg.site.cpus_per_node // ranks_per_node)
 
 
-def _mpi_nodes(cfg: WorkflowConfig) -> int:
-    sc = cfg.scaling
-    return max(cfg.simulate.nodes, cfg.train.nodes, sc.layout(max(sc.ranks))[0] if sc else 1)
-
-
 def _licenses(cfg: WorkflowConfig) -> str:
     # NERSC asks jobs to declare the file systems they use as Slurm licenses (-L scratch,cfs).
     return ",".join(cfg.site.filesystems)
@@ -51,12 +46,10 @@ def _srun_gpu_opts(cfg: WorkflowConfig, ranks_per_node: int) -> list[str]:
 
 
 def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
-    from parsl.config import Config
-    from parsl.executors import HighThroughputExecutor, MPIExecutor
-    from parsl.launchers import SimpleLauncher, SrunLauncher
+    from parsl.launchers import SrunLauncher
     from parsl.providers import LocalProvider, SlurmProvider
 
-    from . import address_of, memoizer, worker_init
+    from . import address_of, cluster_config, worker_init
 
     site = cfg.site
     address = address or address_of(site.interface, cfg.source)
@@ -76,23 +69,7 @@ def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
             worker_init=init, launcher=launcher, exclusive=True, init_blocks=0, min_blocks=0, max_blocks=1,
         )
 
-    htex = HighThroughputExecutor(
-        label="htex",
-        address=address,
-        available_accelerators=site.gpus_per_node,
-        cpu_affinity=CPU_AFFINITY,
-        prefetch_capacity=0,
-        provider=provider(1 if site.driver == "login" else site.nodes, htex_launcher),
-    )
-    mpi = MPIExecutor(
-        label="mpi",
-        address=address,
-        max_workers_per_block=1,
-        mpi_launcher="srun",
-        provider=provider(_mpi_nodes(cfg) if site.driver == "login" else site.nodes, SimpleLauncher()),
-    )
-    return Config(executors=[htex, mpi], memoizer=memoizer(), run_dir=str(run.parsl),
-                  strategy="simple" if site.driver == "login" else "none")
+    return cluster_config(cfg, run, address, provider, htex_launcher, "srun", CPU_AFFINITY)
 
 
 def launcher_options(cfg: WorkflowConfig, stage: Stage) -> str:

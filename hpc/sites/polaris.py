@@ -35,11 +35,6 @@ def _depth(cfg: WorkflowConfig, ranks_per_node: int) -> int:
     return max(1, cfg.site.cpus_per_node // ranks_per_node)
 
 
-def _mpi_nodes(cfg: WorkflowConfig) -> int:
-    sc = cfg.scaling
-    return max(cfg.simulate.nodes, cfg.train.nodes, sc.layout(max(sc.ranks))[0] if sc else 1)
-
-
 def _scheduler_options(cfg: WorkflowConfig) -> str:
     fs = ":".join(cfg.site.filesystems)
     lines = ["#PBS -l place=scatter"]
@@ -49,12 +44,10 @@ def _scheduler_options(cfg: WorkflowConfig) -> str:
 
 
 def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
-    from parsl.config import Config
-    from parsl.executors import HighThroughputExecutor, MPIExecutor
-    from parsl.launchers import MpiExecLauncher, SimpleLauncher
+    from parsl.launchers import MpiExecLauncher
     from parsl.providers import LocalProvider, PBSProProvider
 
-    from . import address_of, memoizer, worker_init
+    from . import address_of, cluster_config, worker_init
 
     site = cfg.site
     address = address or address_of(site.interface, cfg.source)
@@ -74,23 +67,7 @@ def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
             init_blocks=0, min_blocks=0, max_blocks=1,
         )
 
-    htex = HighThroughputExecutor(
-        label="htex",
-        address=address,
-        available_accelerators=site.gpus_per_node,
-        cpu_affinity=CPU_AFFINITY,
-        prefetch_capacity=0,
-        provider=provider(1 if site.driver == "login" else site.nodes, htex_launcher),
-    )
-    mpi = MPIExecutor(
-        label="mpi",
-        address=address,
-        max_workers_per_block=1,
-        mpi_launcher="mpiexec",
-        provider=provider(_mpi_nodes(cfg) if site.driver == "login" else site.nodes, SimpleLauncher()),
-    )
-    return Config(executors=[htex, mpi], memoizer=memoizer(), run_dir=str(run.parsl),
-                  strategy="simple" if site.driver == "login" else "none")
+    return cluster_config(cfg, run, address, provider, htex_launcher, "mpiexec", CPU_AFFINITY)
 
 
 def launcher_options(cfg: WorkflowConfig, stage: Stage) -> str:
