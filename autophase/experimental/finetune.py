@@ -32,7 +32,6 @@ before the end leaves no results file.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,14 +90,14 @@ def split_photons(counts: np.ndarray, seed: int = 0, fraction: float = 0.5) -> t
 
 def assess(model: str | Path, magnitude: np.ndarray, measured: np.ndarray, refine: int, source: str = ""):
     """(figures, [NN prediction, NN + refine prediction]) of ``model`` on one pattern."""
-    from ..predict import Predictor
+    from ..predict import Predictor, refine_prediction
 
     pred = Predictor(model)
     nn = pred.predict(magnitude[None], [measured], [source])[0]
     preds = [nn]
     figs = {"nn": {"chi2": nn.chi2, "llk_free": nn.llk_free, "seconds": nn.seconds_nn}}
     if refine > 0:
-        rp = pred.predict(magnitude[None], [measured], [source], refine=refine)[0]
+        rp = refine_prediction(nn, magnitude, measured, refine)
         preds.append(rp)
         figs["refine"] = {"chi2": rp.chi2, "llk_free": rp.llk_free, "seconds": rp.seconds_nn + rp.seconds_refine}
     figs["model_version"] = pred.meta.get("version")
@@ -241,4 +240,4 @@ def finetune(train_inputs: Sequence[str], out: str | Path, *, holdout: str | Non
     }
     write_record("finetune", results, results_path)
     log(f"finetune: results in {results_path}")
-    return json.loads(results_path.read_text())["results"]
+    return results
