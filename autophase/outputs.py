@@ -70,7 +70,7 @@ def input_scan_geometry(input_path: str | os.PathLike, metadata: Mapping[str, An
     outputs stay in the detector frame); InputError naming the file for bad values.
     """
     from .errors import InputError
-    from .experimental.geometry import REQUIRED_KEYS, ROCKING_MOTORS, ScanGeometry, rocking_circle
+    from .experimental.geometry import ScanGeometry, why_no_geometry
 
     if Path(input_path).suffix.lower() != ".cxi":
         return None, f"input {Path(input_path).name} is not a CXI file from autophase prep: no scan geometry"
@@ -80,14 +80,7 @@ def input_scan_geometry(input_path: str | os.PathLike, metadata: Mapping[str, An
     except InputError as e:
         raise InputError(f"{input_path}: {e}") from None
     if geo is None:
-        missing = [k for k in REQUIRED_KEYS if meta.get(k) is None]
-        if missing:
-            why = f"lacks {', '.join(missing)}"
-        elif rocking_circle(meta["scan_motor"]) is None:
-            why = f"scans {meta['scan_motor']!r}, not a rocking circle ({', '.join(ROCKING_MOTORS)})"
-        else:
-            why = "lacks theta_deg/chi_deg (needed for a phi or chi rocking axis)"
-        return None, f"input {Path(input_path).name} {why}: no scan geometry"
+        return None, f"input {Path(input_path).name} {why_no_geometry(meta)}: no scan geometry"
     return geo, ""
 
 
@@ -111,9 +104,11 @@ def write_reconstruction(out: str | os.PathLike, obj: np.ndarray, support: np.nd
     else:
         from .experimental.postprocess import postprocess, write_outputs
 
-        meta_in = _input_metadata(input_path) if input_path else {}
-        geo = input_geometry(input_path, meta_in) if input_path else {}
-        scan_geo, why = input_scan_geometry(input_path, meta_in) if input_path else (None, "no input file")
+        geo, scan_geo, why = {}, None, "no input file"
+        if input_path:
+            meta_in = _input_metadata(input_path)
+            geo = input_geometry(input_path, meta_in)
+            scan_geo, why = input_scan_geometry(input_path, meta_in)
         if scan_geo is not None:
             res = postprocess(obj, support, geometry=scan_geo)
             # prep's voxel size is the detector frame's (approximate, anisotropic): keep it under

@@ -91,6 +91,7 @@ __all__ = [
     "REQUIRED_KEYS",
     "ROCKING_MOTORS",
     "rocking_circle",
+    "why_no_geometry",
     "ScanGeometry",
     "LabObject",
     "basis_angles",
@@ -113,6 +114,22 @@ def rocking_circle(name: Any) -> str | None:
     """The rocking circle a SPEC motor name or mnemonic stands for (``"th"``, ``"phi"``,
     ``"chi"``), or None (an energy scan, a translation…)."""
     return _MOTORS.get(str(name).strip().lower())
+
+
+def why_no_geometry(meta: Mapping[str, Any]) -> str | None:
+    """Why the metadata ``autophase prep`` writes cannot give a :class:`ScanGeometry`
+    (a needed key missing, a scan that is not a rocking curve), or None when it can.
+    Only presence is judged here; bad values are :class:`ScanGeometry`'s to reject."""
+    missing = [k for k in REQUIRED_KEYS if meta.get(k) is None]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    motor = rocking_circle(meta["scan_motor"])
+    if motor is None:  # e.g. an energy scan: not a rocking curve this geometry describes
+        return f"scans {meta['scan_motor']!r}, not a rocking circle ({', '.join(ROCKING_MOTORS)})"
+    if motor in ("phi", "chi") and any(meta.get(k) is None for k in ("theta_deg", "chi_deg")):
+        # the φ/χ axis depends on the outer circles, which are not known
+        return "lacks theta_deg/chi_deg (needed for a phi or chi rocking axis)"
+    return None
 
 
 def _rot(axis: np.ndarray, angle_rad: float) -> np.ndarray:
@@ -197,50 +214,37 @@ class ScanGeometry:
     def from_metadata(cls, meta: Mapping[str, Any]) -> "ScanGeometry | None":
         """From the metadata ``autophase prep`` writes (as :func:`autophase.io.cxi.read_cxi`
         returns it); None when a needed key is missing or the scanned motor is not a
-        rocking circle (then nothing can be oriented).
+        rocking circle (then nothing can be oriented; :func:`why_no_geometry` says which).
 
         Needs energy_eV, detector_distance_m, pixel_size_m (binned, rows/cols),
         delta_deg, gamma_deg, rocking_step_deg (binned), scan_motor; theta/chi/phi_deg
         optional (0). Present but bad values raise :class:`InputError`.
         """
-        if any(meta.get(k) is None for k in REQUIRED_KEYS):
+        if why_no_geometry(meta) is not None:
             return None
-        motor = rocking_circle(meta["scan_motor"])
-        if motor is None:
-            return None  # e.g. an energy scan: not a rocking curve this geometry describes
-        if motor in ("phi", "chi") and any(meta.get(k) is None for k in ("theta_deg", "chi_deg")):
-            return None  # the φ/χ axis depends on the outer circles, which are not known
         return cls(energy_eV=meta["energy_eV"], distance_m=meta["detector_distance_m"],
                    pixel_m=tuple(np.broadcast_to(np.asarray(meta["pixel_size_m"], float), (2,))),
                    delta_deg=meta["delta_deg"], gamma_deg=meta["gamma_deg"],
-                   rocking_step_deg=meta["rocking_step_deg"], rocking_motor=motor,
+                   rocking_step_deg=meta["rocking_step_deg"], rocking_motor=meta["scan_motor"],
                    theta_deg=meta.get("theta_deg") or 0.0, chi_deg=meta.get("chi_deg") or 0.0,
                    phi_deg=meta.get("phi_deg") or 0.0)
 
     @classmethod
     def from_spec(cls, scan, binning: Sequence[int] = (1, 1, 1), pixel_size_m: float = 55e-6) -> "ScanGeometry":
-        """From a :class:`~autophase.io.spec.SpecScan` header (34-ID-C: ``Energy`` keV,
-        ``camdist`` mm, ``Delta``/``Gamma``/``Theta``/``Chi``/``Phi`` deg, the step from the
-        scan command) for an array binned by ``binning`` (rocking, rows, columns)."""
-        try:
-            e_kev, dist_mm = scan.motor("Energy"), scan.motor("camdist")
-            delta, gamma = scan.motor("Delta"), scan.motor("Gamma")
-        except KeyError as e:
-            raise InputError(f"{scan.source}: scan {scan.number}: {e.args[0]}") from None
-        angles = {}
-        for key, name in (("theta_deg", "Theta"), ("chi_deg", "Chi"), ("phi_deg", "Phi")):
-            try:
-                angles[key] = scan.motor(name)
-            except KeyError:
-                angles[key] = 0.0
-        motor = scan.scanned_motors[0] if scan.scanned_motors else ""
-        planned = scan.planned_positions().get(motor)
-        if planned is None or len(planned) < 2:
+        """From a :class:`~autophase.io.spec.SpecScan` header (read by
+        :meth:`autophase.io.raw34idc.Geometry34IDC.from_spec` and
+        :func:`~autophase.io.raw34idc.sample_circles`) for an array binned by ``binning``
+        (rocking, rows, columns)."""
+        from ..io.raw34idc import Geometry34IDC, sample_circles
+
+        g = Geometry34IDC.from_spec(scan, pixel_size_m)
+        if g.step_deg == 0:
             raise InputError(f"{scan.source}: scan {scan.number}: no rocking step in {scan.command!r}")
         b = [int(x) for x in binning]
-        return cls(energy_eV=e_kev * 1e3, distance_m=dist_mm * 1e-3,
-                   pixel_m=(pixel_size_m * b[1], pixel_size_m * b[2]), delta_deg=delta, gamma_deg=gamma,
-                   rocking_step_deg=float(planned[1] - planned[0]) * b[0], rocking_motor=motor, **angles)
+        return cls(energy_eV=g.energy_eV, distance_m=g.detector_distance_m,
+                   pixel_m=(g.pixel_size_m * b[1], g.pixel_size_m * b[2]), delta_deg=g.delta_deg,
+                   gamma_deg=g.gamma_deg, rocking_step_deg=g.step_deg * b[0], rocking_motor=g.scan_motor,
+                   **sample_circles(scan))
 
     # ------------------------------------------------------------------ physics
 

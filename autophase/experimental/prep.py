@@ -52,6 +52,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..io.cxi import (MASK_ALIEN, MASK_DEAD, MASK_HOT, MASK_INVALID, MASK_MISSING)
+from ..io.raw34idc import sample_circles
 from ..physics.forward import fft_workers
 
 __all__ = [
@@ -470,12 +471,7 @@ def prepare(raw, config: PrepConfig | None = None, echo: Callable[[str], None] |
                     delta_deg=g.delta_deg, gamma_deg=g.gamma_deg, instrument="APS 34-ID-C")
     if raw.spec is not None:
         meta.update(scan=raw.spec.number, scan_command=raw.spec.command, spec_file=raw.spec.source)
-        # the sample circles: they orient the rocking axis of a phi/chi scan (autophase.experimental.geometry)
-        for key, name in (("theta_deg", "Theta"), ("chi_deg", "Chi"), ("phi_deg", "Phi")):
-            try:
-                meta[key] = float(raw.spec.motor(name))
-            except KeyError:
-                pass
+        meta.update(sample_circles(raw.spec))
     if raw.geometry is not None:
         _log_lab_geometry(meta, cfg.size, log)
         meta["notes"] = {"prep log": "\n".join(lines)}
@@ -492,7 +488,7 @@ def _log_lab_geometry(meta: dict, size: int, log: Callable[[str], None]) -> None
     an error of the pattern: its angles are dropped from ``meta`` so that phasing keeps
     the detector frame, and the log says why.
     """
-    from .geometry import ScanGeometry, basis_angles
+    from .geometry import ScanGeometry, basis_angles, why_no_geometry
 
     try:
         geo = ScanGeometry.from_metadata(meta)
@@ -502,7 +498,7 @@ def _log_lab_geometry(meta: dict, size: int, log: Callable[[str], None]) -> None
         log(f"geometry: {e}; outputs will stay in the detector frame")
         return
     if geo is None:
-        log(f"geometry: rocking motor {meta.get('scan_motor')!r} not oriented; outputs will stay in the detector frame")
+        log(f"geometry: the scan {why_no_geometry(meta)}; outputs will stay in the detector frame")
         return
     B = geo.real_basis((size,) * 3)
     steps = np.linalg.norm(B, axis=0)

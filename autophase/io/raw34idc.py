@@ -40,7 +40,7 @@ import numpy as np
 from ..errors import InputError
 from .spec import SpecScan, read_spec_scan
 
-__all__ = ["Geometry34IDC", "RawScan", "find_frames", "read_raw_scan", "read_raw", "PIXEL_SIZE_M"]
+__all__ = ["Geometry34IDC", "sample_circles", "RawScan", "find_frames", "read_raw_scan", "read_raw", "PIXEL_SIZE_M"]
 
 PIXEL_SIZE_M = 55e-6  # Timepix / Medipix pixel pitch
 _HC_EV_M = 1.239841984e-6
@@ -125,6 +125,19 @@ class Geometry34IDC:
         return cls(energy_eV=energy_kev * 1e3, detector_distance_m=dist_mm * 1e-3,
                    pixel_size_m=pixel_size_m, delta_deg=delta, gamma_deg=gamma,
                    scan_motor=motor, step_deg=step)
+
+
+def sample_circles(scan: SpecScan) -> dict[str, float]:
+    """The sample circles of a 34-ID-C scan that its header records, as
+    ``{"theta_deg", "chi_deg", "phi_deg"}`` (SPEC ``Theta``/``Chi``/``Phi``; absent ones left
+    out). They orient the rocking axis of a φ or χ scan (:mod:`autophase.experimental.geometry`)."""
+    out = {}
+    for key, name in (("theta_deg", "Theta"), ("chi_deg", "Chi"), ("phi_deg", "Phi")):
+        try:
+            out[key] = float(scan.motor(name))
+        except KeyError:
+            pass
+    return out
 
 
 @dataclass
