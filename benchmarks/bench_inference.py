@@ -54,19 +54,22 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
     for b in batches:
         x0 = torch.rand(b, 1, 64, 64, 64, device=device) * 100
         per_format = {}
-        for fname, fmt in FORMATS.items():
-            net = net.to(memory_format=fmt)
-            x = x0.contiguous(memory_format=fmt)
 
+        def measure(fname: str, model, x, note: str = "", **extra) -> None:
             def fwd():
                 with torch.inference_mode():
-                    net(x)
+                    model(x)
 
             t = median_time(fwd, repeats=repeats, warmup=1, sync=sync)
             s = t["median_s"]
-            per_format[fname] = {"latency_s": s, "patterns_per_s": b / s, "conv_gflops": flops * b / s / 1e9, **t}
+            per_format[fname] = {"latency_s": s, "patterns_per_s": b / s, "conv_gflops": flops * b / s / 1e9,
+                                 **extra, **t}
             print(f"  {name:8s} batch {b} {fname:17s}: {s * 1e3:8.1f} ms/pass  {b / s:7.2f} patterns/s  "
-                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s", flush=True)
+                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s{note}", flush=True)
+
+        for fname, fmt in FORMATS.items():
+            net = net.to(memory_format=fmt)
+            measure(fname, net, x0.contiguous(memory_format=fmt))
         if compile:
             net = net.to(memory_format=torch.channels_last_3d)
             x = x0.contiguous(memory_format=torch.channels_last_3d)
@@ -77,17 +80,7 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
             if sync:
                 sync()
             compile_s = time.perf_counter() - t0
-
-            def cfwd():
-                with torch.inference_mode():
-                    cnet(x)
-
-            t = median_time(cfwd, repeats=repeats, warmup=1, sync=sync)
-            s = t["median_s"]
-            per_format["compiled"] = {"latency_s": s, "patterns_per_s": b / s, "conv_gflops": flops * b / s / 1e9,
-                                      "compile_s": compile_s, **t}
-            print(f"  {name:8s} batch {b} {'compiled':17s}: {s * 1e3:8.1f} ms/pass  {b / s:7.2f} patterns/s  "
-                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s  (compiled in {compile_s:.0f} s)", flush=True)
+            measure("compiled", cnet, x, f"  (compiled in {compile_s:.0f} s)", compile_s=compile_s)
         best = min(per_format, key=lambda k: per_format[k]["latency_s"])
         out["batches"][str(b)] = {**per_format[best], "memory_format": best, "formats": per_format}
     return out
