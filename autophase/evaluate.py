@@ -5,8 +5,8 @@ For each of ``n`` held-out simulated crystals (magnitudes from the dataset, the 
 besides the simulator) the four answers
 
 * ``nn``       — the CNN alone (batched; time = batch time / n),
-* ``refine``   — NN + K ER from the prediction (:func:`autophase.predict.refine_prediction`,
-  shrink-wrap every ``refine_shrink_wrap`` iterations, 0 = the paper's fixed support),
+* ``refine``   — NN + K ER from the prediction (:func:`autophase.predict.refine_prediction`;
+  its support as :class:`autophase.predict.Refinement` says),
 * ``phasing``  — ``phasing`` iterations of 20 ER + 160 HIO + 20 ER blocks from a random
   start with shrink-wrap (600 = the paper's ``3*(20*ER+160*HIO+20*ER)``),
 * ``sphere``   — the trivial baseline: a zero-phase uniform ball with the crystal's own
@@ -107,10 +107,12 @@ def held_out_indices(n_total: int, ckpt: dict[str, Any], description: str, n: in
 
 def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50, phasing: int = 600,
              seed: int = 0, progress: Callable[[int, int], None] | None = None,
-             refine_shrink_wrap: int = 10) -> dict[str, Any]:
+             refinement=None) -> dict[str, Any]:
     """Run the comparison on ``n`` held-out crystals; returns the results dict (see module doc)."""
     from .model.checkpoint import read_checkpoint
-    from .predict import Predictor, refine_prediction
+    from .predict import Predictor, Refinement, refine_prediction
+
+    refinement = refinement or Refinement()
 
     ds, truth_of, desc = _open(data)
     predictor = Predictor(model)
@@ -126,7 +128,7 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
         row: dict[str, Any] = {"index": int(i), "photons": float((mag.astype(np.float64) ** 2).sum())}
         row["nn"] = {**score(p.object, mag, truth), "seconds": p.seconds_nn}
         if refine > 0:
-            r = refine_prediction(p, mag, None, refine, refine_shrink_wrap)
+            r = refine_prediction(p, mag, None, refine, refinement)
             row["refine"] = {**score(r.object, mag, truth), "seconds": p.seconds_nn + r.seconds_refine}
         if phasing > 0:
             from .phasing import phase
@@ -143,7 +145,7 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
                                                            "best_trivial"))}
     return {
         "data": desc, "held_out": where, "n": len(rows), "model": predictor.meta,
-        "refine_iterations": refine, "refine_shrink_wrap": refine_shrink_wrap, "phasing_iterations": phasing,
+        "refine_iterations": refine, "refinement": refinement.to_dict(), "phasing_iterations": phasing,
         "phasing_schedule": phasing_schedule(phasing) if phasing > 0 else None,
         "training_last_epoch": training,
         "summary": summarise(rows), "crystals": rows,

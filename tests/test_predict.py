@@ -87,6 +87,30 @@ def test_refinement_starts_from_the_prediction_and_lowers_chi2(tmp_path, model_p
     assert int(np.load(out)["refine_iterations"]) == 5
 
 
+def test_refinement_options_reach_the_support_and_the_outputs(tmp_path, model_path, patterns):
+    """--refine-start-threshold cuts the first support; a fixed support stays the first one."""
+    from autophase.predict import Refinement, refine_prediction
+
+    mag = np.sqrt(np.load(patterns[1])["data"]).astype(np.float32)
+    nn = Predictor(model_path, device="cpu").predict(mag)[0]
+    # the default reproduces the prediction's own support exactly
+    assert np.array_equal(Refinement().start_support(nn.object, nn.support), nn.support)
+    tight = Refinement(start_threshold=0.5, shrink_wrap_every=0)
+    first = tight.start_support(nn.object, nn.support)
+    a = np.abs(nn.object)
+    assert np.array_equal(first, nn.support & (a > 0.5 * a.max())) and first.sum() < nn.support.sum()
+    fixed = refine_prediction(nn, mag, None, 5, tight)
+    assert np.array_equal(fixed.support, first)       # no shrink-wrap: the support never moved
+    out = tmp_path / "opt.npz"
+    assert main(["predict", str(patterns[1]), "-o", str(out), "--model", str(model_path), "--refine", "5",
+                 "--refine-shrink-wrap", "2", "--refine-sw-threshold", "0.15", "--no-plot"]) == 0
+    z = np.load(out)
+    assert float(z["refine_shrink_wrap_every"]) == 2 and float(z["refine_sw_threshold"]) == 0.15
+    assert main(["predict", str(patterns[1]), "-o", str(tmp_path / "bad.npz"), "--model", str(model_path),
+                 "--refine", "5", "--refine-sw-threshold", "1.5"]) == 2
+    assert not (tmp_path / "bad.npz").exists()
+
+
 def test_finish_prediction_scale_and_support():
     amp = np.zeros((64, 64, 64), np.float32)
     amp[28:36, 28:36, 28:36] = 0.8

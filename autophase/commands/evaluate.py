@@ -15,13 +15,14 @@ HELP = "compare the network, network + ER refinement and iterative phasing again
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..predict import add_refinement_arguments
+
     p.add_argument("--data", required=True, help="a simulated run directory (or synthetic:N[:SEED[:LO:HI]])")
     p.add_argument("--model", help="checkpoint (default: the shipped model)")
     p.add_argument("--out", required=True, help="results .json")
     p.add_argument("--n", type=int, default=100, help="held-out crystals to evaluate")
     p.add_argument("--refine", type=int, default=50, metavar="K", help="ER iterations after the NN (0: skip)")
-    p.add_argument("--refine-shrink-wrap", type=int, default=10, metavar="J",
-                   help="shrink-wrap every J refinement iterations (0: the paper's fixed support)")
+    add_refinement_arguments(p)
     p.add_argument("--phasing", type=int, default=600, metavar="N",
                    help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip)")
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..evaluate import evaluate, write_results
+    from ..predict import refinement_from_args
 
     out = Path(args.out)
     if out.suffix.lower() != ".json":
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"\revaluate: {k}/{n} crystals", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
     res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
-                   progress=progress, refine_shrink_wrap=args.refine_shrink_wrap)
+                   progress=progress, refinement=refinement_from_args(args))
     write_results(res, out)
     s = res["summary"]
     for m in ("nn", "refine", "phasing", "sphere"):

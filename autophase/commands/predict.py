@@ -16,13 +16,14 @@ HELP = "invert diffraction patterns with the trained AutoPhaseNN (optionally ref
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..predict import add_refinement_arguments
+
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="pattern files: .npy .npz .h5 .cxi .tif (64³)")
     p.add_argument("-o", "--output", required=True,
                    help="result .npz for one input, or a directory for several")
     p.add_argument("--model", help="checkpoint (default: the shipped autophase/models/default.pt)")
     p.add_argument("--refine", type=int, default=0, metavar="K", help="K ER iterations from the prediction")
-    p.add_argument("--refine-shrink-wrap", type=int, default=10, metavar="J",
-                   help="shrink-wrap the support every J refinement iterations (0: fixed, as in the paper)")
+    add_refinement_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="patterns per forward pass")
     p.add_argument("--input-kind", choices=("intensity", "magnitude"), default="intensity",
                    help="whether the inputs hold counts (intensity) or √counts")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..io.patterns import load_pattern
-    from ..predict import Predictor, write_prediction
+    from ..predict import Predictor, refinement_from_args, write_prediction
 
     if args.refine < 0:
         raise InputError(f"--refine: must be ≥ 0, got {args.refine}")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     mags = np.stack([p.magnitude for p in pats])
     results = predictor.predict(mags, [p.measured for p in pats], [p.source for p in pats], refine=args.refine,
-                                refine_shrink_wrap=args.refine_shrink_wrap)
+                                refinement=refinement_from_args(args))
     for res, target, pat in zip(results, targets, pats):
         write_prediction(res, target, plot=not args.no_plot, intensity=pat.intensity, unmeasured=~pat.measured)
         how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
