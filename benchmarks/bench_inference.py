@@ -2,13 +2,16 @@
 
 For the default model (width 8, depth 4) and the paper-size model (width 32, depth 4),
 at batch 1 and 8, in the contiguous and the channels-last-3D memory format (the
-predictor uses channels-last), and channels-last under ``torch.compile`` (inductor fuses
-the LeakyReLU and BatchNorm passes; its one-off compile time per batch shape is recorded
-as ``compile_s``; measured here it helps at batch 64, not reliably at 1–8, so the
-predictor stays eager): latency per forward pass, throughput (patterns/s), and the achieved
+predictor uses channels-last), and channels-last under ``torch.compile`` — plain (inductor fuses
+the LeakyReLU and BatchNorm passes) and with inductor's *freezing* (weights as constants,
+pre-packed for oneDNN, each LeakyReLU fused into its convolution); the one-off compile
+time per batch shape is recorded as ``compile_s`` (about a minute on 2 cores, which is why
+the command-line predictor stays eager): latency per forward pass, throughput (patterns/s), and the achieved
 convolution GFLOP/s (conv FLOPs from :func:`autophase.model.forward_flops` / time), printed
 beside the machine's measured sgemm GFLOP/s (float32 matrix product, n = 2048) — the
-fraction tells how well the 3D convolutions use the hardware.
+fraction tells how well the 3D convolutions use the hardware. Each forward pass is timed
+beside one sgemm and the fraction is the median of the pairs' ratios (:func:`paired_times`),
+so that the shared machine's drift does not land in it.
 
     .venv/bin/python benchmarks/bench_inference.py [--quick] [--no-compile] [--out PATH]
 
@@ -17,6 +20,7 @@ Writes benchmarks/results/inference-<cpu|gpu>.json via autophase.bench.record.
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,12 +35,36 @@ from autophase.model import AutoPhaseNet, NetworkConfig, forward_flops, paramete
 MODELS = {"default": NetworkConfig(), "paper": NetworkConfig(width=32, depth=4)}
 
 
-def sgemm_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> dict:
+SGEMM_N = 2048
+
+
+def sgemm_operands(device: torch.device, n: int = SGEMM_N):
+    """A zero-argument float32 n×n matrix product (2n³ FLOP) to time."""
     a = torch.rand(n, n, device=device)
     b = torch.rand(n, n, device=device)
+    return lambda: torch.mm(a, b)
+
+
+def sgemm_gflops(device: torch.device, n: int = SGEMM_N, repeats: int = 5) -> dict:
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    t = median_time(lambda: torch.mm(a, b), repeats=repeats, warmup=1, sync=sync)
+    t = median_time(sgemm_operands(device, n), repeats=repeats, warmup=1, sync=sync)
     return {"n": n, "gflops": 2 * n ** 3 / t["median_s"] / 1e9, **t}
+
+
+def paired_times(fwd, ref, repeats: int, sync=None) -> tuple[list[float], list[float]]:
+    """(forward seconds, reference seconds): one of each, alternately, ``repeats`` times.
+
+    The development machine is shared and its speed drifts by 2x within minutes (sgemm
+    72–132 GFLOP/s in one run here). Timing the reference right beside each forward pass
+    and taking the fraction pair by pair cancels that drift; a single sgemm figure at the
+    start does not.
+    """
+    fwd(), ref()  # warm-up (and oneDNN's first-call set-up)
+    tf, tr = [], []
+    for _ in range(repeats):
+        tr.append(median_time(ref, repeats=1, warmup=0, sync=sync)["median_s"])
+        tf.append(median_time(fwd, repeats=1, warmup=0, sync=sync)["median_s"])
+    return tf, tr
 
 
 FORMATS = {"contiguous": torch.contiguous_format, "channels_last_3d": torch.channels_last_3d}
@@ -51,6 +79,7 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
     out = {"width": cfg.width, "depth": cfg.depth, "parameters": parameter_count(net), "forward_gflop": flops / 1e9,
            "batches": {}}
     sync = torch.cuda.synchronize if device.type == "cuda" else None
+    ref = sgemm_operands(device)
     for b in batches:
         x0 = torch.rand(b, 1, 64, 64, 64, device=device) * 100
         per_format = {}
@@ -60,12 +89,16 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
                 with torch.inference_mode():
                     model(x)
 
-            t = median_time(fwd, repeats=repeats, warmup=1, sync=sync)
-            s = t["median_s"]
+            tf, tr = paired_times(fwd, ref, repeats, sync)
+            s = statistics.median(tf)
+            frac = statistics.median(flops * b / f / (2 * SGEMM_N ** 3 / r) for f, r in zip(tf, tr))
             per_format[fname] = {"latency_s": s, "patterns_per_s": b / s, "conv_gflops": flops * b / s / 1e9,
-                                 **extra, **t}
+                                 "fraction_of_sgemm": frac,
+                                 "sgemm_paired_gflops": statistics.median(2 * SGEMM_N ** 3 / r / 1e9 for r in tr),
+                                 **extra, "median_s": s, "min_s": min(tf), "times_s": tf, "sgemm_times_s": tr,
+                                 "repeats": repeats, "warmup": 1}
             print(f"  {name:8s} batch {b} {fname:17s}: {s * 1e3:8.1f} ms/pass  {b / s:7.2f} patterns/s  "
-                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s{note}", flush=True)
+                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s = {100 * frac:3.0f} % of sgemm{note}", flush=True)
 
         for fname, fmt in FORMATS.items():
             net = net.to(memory_format=fmt)
@@ -73,14 +106,21 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
         if compile:
             net = net.to(memory_format=torch.channels_last_3d)
             x = x0.contiguous(memory_format=torch.channels_last_3d)
-            cnet = torch.compile(net, dynamic=False)
-            t0 = time.perf_counter()
-            with torch.inference_mode():
-                cnet(x)
-            if sync:
-                sync()
-            compile_s = time.perf_counter() - t0
-            measure("compiled", cnet, x, f"  (compiled in {compile_s:.0f} s)", compile_s=compile_s)
+            # "compiled": inductor fuses the pointwise passes; "compiled_frozen": inductor
+            # with freezing, which also treats the weights as constants, pre-packs them for
+            # oneDNN and folds each LeakyReLU into its convolution as a post-op (measured
+            # 1.3x over plain compile at batch 8 and 64 on this CPU).
+            for fname, freezing in (("compiled", False), ("compiled_frozen", True)):
+                torch._dynamo.reset()
+                with torch._inductor.config.patch(freezing=freezing):
+                    cnet = torch.compile(net, dynamic=False)
+                    t0 = time.perf_counter()
+                    with torch.inference_mode():
+                        cnet(x)  # compiles here, under the patched config
+                    if sync:
+                        sync()
+                    compile_s = time.perf_counter() - t0
+                    measure(fname, cnet, x, f"  (compiled in {compile_s:.0f} s)", compile_s=compile_s)
         best = min(per_format, key=lambda k: per_format[k]["latency_s"])
         out["batches"][str(b)] = {**per_format[best], "memory_format": best, "formats": per_format}
     return out
@@ -102,12 +142,19 @@ def main() -> int:
         # batch 64 is a throughput figure; the paper-size model's 64-pattern pass
         # (2.3 TFLOP) would take minutes on a CPU, so it runs there on a GPU only
         batches = (1, 8, 64) if (name == "default" or dev.type == "cuda") else (1, 8)
-        res["models"][name] = m = bench_model(name, cfg, dev, batches, repeats, compile=not args.no_compile)
+        res["models"][name] = bench_model(name, cfg, dev, batches, repeats, compile=not args.no_compile)
+    g_end = sgemm_gflops(dev, repeats=repeats)
+    res["sgemm_end"] = g_end
+    print(f"sgemm at the end: {g_end['gflops']:.1f} GFLOP/s (each row's fraction is paired with its own sgemm "
+          "timings)", flush=True)
+    for name, m in res["models"].items():
         for b, r in m["batches"].items():
-            r["fraction_of_sgemm"] = r["conv_gflops"] / g["gflops"]
-        best = max(r["fraction_of_sgemm"] for r in m["batches"].values())
-        print(f"  {name}: {m['parameters']:,} parameters, {m['forward_gflop']:.2f} GFLOP/forward, "
-              f"best {100 * best:.0f} % of sgemm", flush=True)
+            print(f"  {name:8s} batch {b:>2s}: best {r['memory_format']:16s} {r['conv_gflops']:6.1f} conv GFLOP/s, "
+                  f"{100 * r['fraction_of_sgemm']:3.0f} % of the sgemm beside it ({r['sgemm_paired_gflops']:.0f})",
+                  flush=True)
+        best_b = max(m["batches"], key=lambda b: m["batches"][b]["fraction_of_sgemm"])
+        print(f"  {name}: {m['parameters']:,} parameters, {m['forward_gflop']:.2f} GFLOP/forward, best "
+              f"{100 * m['batches'][best_b]['fraction_of_sgemm']:.0f} % of sgemm (batch {best_b})", flush=True)
     path = write_record("inference", res, args.out)
     print(f"bench_inference: wrote {path}")
     return 0
