@@ -15,14 +15,14 @@ from pathlib import Path
 SPEC = dict(n=20, seed=3, width=4, depth=3, batch=2, lr=1e-3)
 
 
-def make_trainer(engine, out_dir):
+def make_trainer(engine, out_dir, channels_last: bool = True):
     from autophase.model.network import NetworkConfig
     from autophase.train.data import SyntheticCrystals
     from autophase.train.trainer import TrainConfig, Trainer
 
     ds = SyntheticCrystals(SPEC["n"], seed=SPEC["seed"], photons=(1e6, 1e8))
     cfg = TrainConfig(epochs=1, batch_size=SPEC["batch"], lr=SPEC["lr"], warmup_steps=0, freeze_bn=True,
-                      augment=False, val_fraction=0.2, seed=5, bn_recalibrate=0)
+                      augment=False, val_fraction=0.2, seed=5, bn_recalibrate=0, channels_last=channels_last)
     return Trainer(NetworkConfig(width=SPEC["width"], depth=SPEC["depth"]), cfg, ds, out_dir, engine,
                    progress=False)
 
@@ -40,7 +40,7 @@ def main(engine_name: str, out: str) -> None:
     tr.train_step(x)
     net = eng.unwrap(tr.model)
     torch.save({"rank": eng.rank, "world": eng.world, "engine": eng.name, "indices": indices,
-                "val": list(tr.my_val), "batch": x,
+                "val": list(tr.my_val), "batch": x, "channels_last": tr.channels_last,
                 "grads": [p.grad.detach().clone() for p in tr.params],
                 "params": {k: v.detach().clone() for k, v in net.state_dict().items()}},
                Path(out) / f"rank{eng.rank}.pt")
