@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -78,8 +78,7 @@ class Refinement:
         return np.asarray(support, bool) & (a > self.start_threshold * a.max())
 
     def to_dict(self) -> dict[str, float]:
-        return {"start_threshold": self.start_threshold, "shrink_wrap_every": self.shrink_wrap_every,
-                "sw_threshold": self.sw_threshold, "sw_sigma": self.sw_sigma}
+        return asdict(self)
 
 
 def add_refinement_arguments(p) -> None:
@@ -148,7 +147,7 @@ class Prediction:
             "model_sha256": np.str_(self.model.get("sha256", "")),
             "model_path": np.str_(self.model.get("path", "")),
             "input": np.str_(self.source), "refine_iterations": np.int64(self.refine_iterations),
-            **{f"refine_{k}": np.float64(v) for k, v in (self.refinement.to_dict() if self.refinement else {}).items()},
+            **{f"refine_{k}": np.asarray(v) for k, v in (self.refinement.to_dict() if self.refinement else {}).items()},
             "seconds_nn": np.float64(self.seconds_nn), "seconds_refine": np.float64(self.seconds_refine),
             "chi2_history": np.asarray(self.history.get("chi2", []), np.float64),
         }

@@ -42,12 +42,13 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out.parent}: output directory does not exist")
     if args.n < 1 or args.refine < 0 or args.phasing < 0:
         raise InputError("need --n ≥ 1, --refine ≥ 0, --phasing ≥ 0")
+    refinement = refinement_from_args(args)
 
     def progress(k, n):
         print(f"\revaluate: {k}/{n} crystals", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
     res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
-                   progress=progress, refinement=refinement_from_args(args))
+                   progress=progress, refinement=refinement)
     write_results(res, out)
     s = res["summary"]
     for m in ("nn", "refine", "phasing", "sphere"):

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.refine < 0:
         raise InputError(f"--refine: must be ≥ 0, got {args.refine}")
+    refinement = refinement_from_args(args)  # checked before the model and the inputs are loaded
     out = Path(args.output)
     many = len(args.inputs) > 1
     if many:
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     mags = np.stack([p.magnitude for p in pats])
     results = predictor.predict(mags, [p.measured for p in pats], [p.source for p in pats], refine=args.refine,
-                                refinement=refinement_from_args(args))
+                                refinement=refinement)
     for res, target, pat in zip(results, targets, pats):
         write_prediction(res, target, plot=not args.no_plot, intensity=pat.intensity, unmeasured=~pat.measured)
         how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
