@@ -1,8 +1,9 @@
 """Inference speed of AutoPhaseNN on this machine's CPU (or GPU when present).
 
-For the default model (width 8, depth 4) and the paper-size model (width 32, depth 4),
-at batch 1 and 8, in the contiguous and the channels-last-3D memory format (the
-predictor uses channels-last), and channels-last under ``torch.compile`` — plain (inductor fuses
+For the shipped model (its shape read from ``autophase/models/default.json``) and the
+paper-size model (width 32, depth 4), at batch 1 and 8 (and 64), in the contiguous and
+the channels-last-3D memory format (the predictor uses channels-last), on a GPU also
+under bfloat16 autocast (as training runs), and channels-last under ``torch.compile`` — plain (inductor fuses
 the LeakyReLU and BatchNorm passes) and with inductor's *freezing* (weights as constants,
 pre-packed for oneDNN, each LeakyReLU fused into its convolution); the one-off compile
 time per batch shape is recorded as ``compile_s`` (about a minute on 2 cores, which is why
@@ -32,7 +33,19 @@ import torch  # noqa: E402
 from autophase.bench.record import median_time, write_record  # noqa: E402
 from autophase.model import AutoPhaseNet, NetworkConfig, forward_flops, parameter_count  # noqa: E402
 
-MODELS = {"default": NetworkConfig(), "paper": NetworkConfig(width=32, depth=4)}
+def shipped_network() -> NetworkConfig:
+    """The network of the model ``predict`` uses by default (autophase/models/default.json)."""
+    import json
+
+    info = Path(__file__).resolve().parents[1] / "autophase" / "models" / "default.json"
+    try:
+        return NetworkConfig.from_dict(json.loads(info.read_text())["network"])
+    except (OSError, KeyError, ValueError):
+        return NetworkConfig()
+
+
+# "default": the shipped model's shape; "paper": the paper's width-32 network
+MODELS = {"default": shipped_network(), "paper": NetworkConfig(width=32, depth=4)}
 
 
 SGEMM_N = 2048
@@ -103,6 +116,16 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
         for fname, fmt in FORMATS.items():
             net = net.to(memory_format=fmt)
             measure(fname, net, x0.contiguous(memory_format=fmt))
+        if device.type == "cuda":
+            # what training runs: bfloat16 autocast, channels-last (tensor cores); the
+            # FLOP count is the same, so the fraction compares it with the fp32 sgemm
+            xb = x0.contiguous(memory_format=torch.channels_last_3d)
+
+            def bf16(x):
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    return net(x)
+
+            measure("channels_last_3d_bf16", bf16, xb)
         if compile:
             net = net.to(memory_format=torch.channels_last_3d)
             x = x0.contiguous(memory_format=torch.channels_last_3d)
@@ -134,6 +157,7 @@ def main() -> int:
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile rows (each compile ≈ 1 min on CPU)")
     args = ap.parse_args()
     dev = torch.device(args.device)
+    torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest 3D-conv algorithm once
     repeats = 2 if args.quick else 5
     g = sgemm_gflops(dev, repeats=repeats)
     print(f"sgemm (n=2048, {torch.get_num_threads()} threads): {g['gflops']:.1f} GFLOP/s", flush=True)

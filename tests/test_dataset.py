@@ -168,3 +168,18 @@ def test_inspect_prints_and_draws(run, capsys):
     assert "photons" in out and "median" in out
     assert png.stat().st_size > 10_000 and png.read_bytes()[:4] == b"\x89PNG"
     assert main(["inspect", str(run.parent / "nothing")]) == 2
+
+
+def test_several_runs_train_as_one(run, tmp_path):
+    """--data RUN1 RUN2: one dataset, run 1's items then run 2's; mixing in a file is refused."""
+    from autophase.train.data import SimulatedRuns, describe, open_dataset
+
+    ds = open_dataset([str(run), str(run)])
+    assert isinstance(ds, SimulatedRuns) and len(ds) == 28
+    one = MagnitudeDataset(run)
+    assert torch.equal(ds[3], one[3]) and torch.equal(ds[14 + 5], one[5])
+    assert describe(ds).startswith("SimulatedRuns(") and describe(ds).endswith("n=28")
+    f = tmp_path / "p.npz"
+    np.savez(f, data=np.ones((64, 64, 64), np.float32))
+    with pytest.raises(InputError, match="p.npz: simulated run directories and pattern files cannot be mixed"):
+        open_dataset([str(run), str(f)])

@@ -28,7 +28,8 @@ def _threshold(s: str) -> tuple[float, float, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", nargs="+", required=True, metavar="RUN_DIR|FILE|synthetic:N",
-                   help="a simulated run directory, pattern files (fine-tuning), or synthetic:N[:SEED[:LO:HI]]")
+                   help="simulated run directories (one or more, concatenated), pattern files (fine-tuning), "
+                        "or synthetic:N[:SEED[:LO:HI]]")
     p.add_argument("--out", required=True, help="output directory (checkpoints, metrics.csv, tb/, config.json)")
     p.add_argument("--engine", choices=("none", "ddp", "horovod"), default="none",
                    help="data-parallel engine; ranks come from the launcher (mpiexec, srun, horovodrun)")

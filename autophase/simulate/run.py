@@ -53,6 +53,9 @@ def get_comm():
         from mpi4py import MPI
     except ImportError:  # pragma: no cover - mpi4py is in the sim/hpc extras
         return None
+    except Exception as e:  # noqa: BLE001 - mpi4py present but no MPI library it can load  # pragma: no cover
+        print(f"autophase simulate: mpi4py cannot start MPI ({e}); running as one rank", file=sys.stderr)
+        return None
     return MPI.COMM_WORLD
 
 

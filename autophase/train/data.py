@@ -4,7 +4,8 @@ Training sees **magnitudes only** — √counts, float32 ``(1, 64, 64, 64)`` per
 Bragg peak at the centre. Three sources (:func:`open_dataset`):
 
 * a simulated run directory (HDF5 shards + manifest) through
-  :class:`autophase.data.dataset.MagnitudeDataset` — the real training data;
+  :class:`autophase.data.dataset.MagnitudeDataset` — the real training data — or
+  several, concatenated (:class:`SimulatedRuns`);
 * ``synthetic:N[:SEED[:LO:HI]]`` — N voxel-level faceted crystals
   (:mod:`autophase.physics.synthetic`) at LO–HI photons (log-uniform, default
   1e8:1e9), made on the fly from (SEED, index): the debug set that needs no files;
@@ -39,7 +40,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..errors import InputError
 
-__all__ = ["SyntheticCrystals", "PatternFiles", "open_dataset", "split_indices", "rank_shard",
+__all__ = ["SyntheticCrystals", "PatternFiles", "SimulatedRuns", "open_dataset", "split_indices", "rank_shard",
            "steps_per_epoch", "RankShardSampler", "augment_batch", "thin_counts"]
 
 SIZE = 64
@@ -131,21 +132,39 @@ def open_dataset(spec: Sequence[str], repeat: int = 1) -> Dataset:
         if n < 1 or not 0 < photons[0] <= photons[1]:
             raise InputError(f"{spec[0]}: need N ≥ 1 and 0 < LO ≤ HI")
         return SyntheticCrystals(n, seed, photons)
-    if len(spec) == 1 and Path(spec[0]).is_dir():
+    dirs = [s for s in spec if Path(s).is_dir()]
+    if dirs:
+        if len(dirs) != len(spec):
+            f = next(s for s in spec if s not in dirs)
+            raise InputError(f"{f}: simulated run directories and pattern files cannot be mixed in --data")
         try:
             from ..data.dataset import MagnitudeDataset
         except ImportError as e:  # the shard reader is another module of the project
-            raise InputError(f"{spec[0]}: reading simulated runs needs autophase.data.dataset ({e})") from None
-        ds = MagnitudeDataset(spec[0])
-        if len(ds) == 0:
-            raise InputError(f"{spec[0]}: the run holds no patterns")
-        return ds
+            raise InputError(f"{dirs[0]}: reading simulated runs needs autophase.data.dataset ({e})") from None
+        runs = []
+        for d in dirs:
+            ds = MagnitudeDataset(d)
+            if len(ds) == 0:
+                raise InputError(f"{d}: the run holds no patterns")
+            runs.append(ds)
+        return runs[0] if len(runs) == 1 else SimulatedRuns(runs)
     for s in spec:
         if not Path(s).exists():
             raise InputError(f"{s}: no such file or directory")
-        if Path(s).is_dir():
-            raise InputError(f"{s}: a directory must be the only --data argument (a simulated run)")
     return PatternFiles(spec, repeat=repeat)
+
+
+class SimulatedRuns(torch.utils.data.ConcatDataset):
+    """Several simulated runs as one dataset, in the order given (item i of run k follows run k−1's).
+
+    Lets independent ``autophase simulate`` jobs (different seeds, photon ranges or
+    machines, none needing MPI between them) feed one training run. Each part is a
+    :class:`~autophase.data.dataset.MagnitudeDataset`, so items stay magnitudes only.
+    """
+
+    @property
+    def run_dirs(self) -> list[str]:
+        return [str(Path(d.run_dir).resolve()) for d in self.datasets]
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -243,6 +262,8 @@ def describe(ds: Dataset) -> str:
         return f"synthetic:{ds.n}:{ds.seed}:{ds.photons[0]:g}:{ds.photons[1]:g}"
     if isinstance(ds, PatternFiles):
         return f"{len(ds.paths)} pattern file(s) ×{ds.repeat}"
+    if isinstance(ds, SimulatedRuns):
+        return f"SimulatedRuns({', '.join(ds.run_dirs)}) n={len(ds)}"
     run_dir = getattr(ds, "run_dir", None)
     where = str(Path(run_dir).resolve()) if run_dir is not None else ""
     return f"{type(ds).__name__}({where}) n={len(ds)}"
