@@ -115,7 +115,7 @@ def main() -> int:
     ap.add_argument("--data", help="training data (default synthetic:N, N enough for both epochs)")
     ap.add_argument("--workers", type=int, default=0, help="data-loader processes per rank")
     ap.add_argument("--launcher", choices=("mpiexec", "torchrun"),
-                    help="how ddp ranks start (default mpiexec where there is one, else torchrun)")
+                    help="how ddp ranks start (default: the mpiexec beside this Python, else torchrun)")
     ap.add_argument("--out", help="record path (default benchmarks/results/training-<cpu|gpu>.json)")
     args = ap.parse_args()
     if args.quick:
@@ -123,7 +123,9 @@ def main() -> int:
     if args.data is None:
         args.data = f"synthetic:{max(16, 2 * args.batch_size * (args.steps + 2))}:0"
     if args.launcher is None:
-        args.launcher = "mpiexec" if find_mpiexec() else "torchrun"
+        # the venv's own MPICH (what setup installs); a system mpiexec may belong to another
+        # MPI than mpi4py's (on the H200 node Open MPI's refused to run as root), torchrun needs none
+        args.launcher = "mpiexec" if (BIN / "mpiexec").exists() else "torchrun"
     gpus = gpu_count()
     res = {"width": args.width, "batch_per_rank": args.batch_size, "steps_per_epoch": args.steps,
            "data": args.data, "workers": args.workers, "device": f"{gpus} GPU(s)" if gpus else "cpu",

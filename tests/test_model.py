@@ -126,3 +126,8 @@ def test_export_drops_optimiser_state_and_records_provenance(tmp_path):
     info = json.loads(js.read_text())
     assert info["command"] == "autophase train --data X" and info["evaluation"]["n"] == 3
     assert "crystals" not in info["evaluation"] and info["sha256"] == load_model(pt)[1]["sha256"]
+    # a shipped file exported again (as one brought back from a GPU node is) keeps its record
+    pt2, js2 = export_model(pt, tmp_path / "again" / "default.pt", res, commands=["a", "b"], note="gpu")
+    assert read_checkpoint(pt2)["last_epoch"]["val_chi2"] == 0.01
+    info2 = json.loads(js2.read_text())
+    assert info2["last_epoch"]["val_chi2"] == 0.01 and info2["commands"] == ["a", "b"] and info2["note"] == "gpu"

@@ -295,7 +295,7 @@ def test_gpu_rows_appear_only_with_a_gpu_record(nightly_root, tmp_path):
                 "2026-11-20T10:00:00+00:00", GPU_ENV)
     files = build_report([out / "results", gpu], tmp_path / "with_gpu")
     page = parse(files.html.read_text())
-    r = row_with(page.tables, "GPU (NVIDIA H100 80GB HBM3)", "default", "8")
+    r = row_with(page.tables, "GPU (NVIDIA H100 80GB HBM3)", "default (width 8)", "8")
     # CPU 0.8·t vs GPU 0.05·t per batch: ×16 per pattern.
     assert ("×16", "num") in r
     text = " ".join(page.text)
@@ -303,6 +303,15 @@ def test_gpu_rows_appear_only_with_a_gpu_record(nightly_root, tmp_path):
     assert "No GPU result exists yet for phasing" in text        # … phasing still has none
     glance = page.text[page.text.index("At a glance"):page.text.index("At a glance") + 40]
     assert "GPU vs CPU" in glance and not any("No GPU result" in t for t in glance)
+    # A "default" model of another width (a newer shipped model) is another series: its
+    # GPU row is not paired with the old model's CPU row as if they were the same network.
+    rec = inference(0.05, "cuda")
+    rec["models"]["default"]["width"] = 16
+    gpu16 = write(tmp_path / "committed16" / "inference-gpu.json", "inference", rec, "2026-11-20T10:00:00+00:00",
+                  GPU_ENV)
+    page = parse(build_report([out / "results", gpu16], tmp_path / "with_gpu16").html.read_text())
+    assert row_with(page.tables, "GPU (NVIDIA H100 80GB HBM3)", "default (width 16)", "8")
+    assert row_with(page.tables, "CPU", "default (width 8)", "8")
 
 
 def test_unknown_and_broken_suites_do_not_crash(tmp_path):

@@ -23,7 +23,9 @@ pattern, and :mod:`autophase.distributed` wraps the model for many ranks.
 Default (width 8, depth 4) — measured by ``tests/test_model.py`` and
 ``benchmarks/bench_inference.py`` with :func:`parameter_count` / :func:`forward_flops`:
 **439,226 parameters, 2.39 GFLOP per 64³ forward** (conv multiply-adds × 2).
-The paper-size model (width 32, depth 4) has 7.00 M parameters and 36.5 GFLOP.
+The shipped model (``autophase/models/default.pt``, trained on a GPU) is width 16,
+depth 4: 1.75 M parameters, 9.26 GFLOP. The paper-size model (width 32, depth 4) has
+7.00 M parameters and 36.5 GFLOP.
 
 Example::
 

@@ -103,6 +103,19 @@ def _series_base(path: tuple[str, ...]) -> str:
     return " ".join(pretty(p) for p in path if p.lower() not in _CONTAINERS)
 
 
+def _shape_suffix(results: Any, path: tuple[str, ...]) -> str:
+    """" (width 16)" when the series' parent records a network width, else "".
+
+    A model called "default" is whatever was shipped when its record was made: the
+    width keeps a CPU record of one shipped model from pairing with a GPU record of another.
+    """
+    node = results
+    for k in path[:-1]:
+        node = node.get(k) if isinstance(node, dict) else None
+    w = node.get("width") if isinstance(node, dict) else None
+    return f" (width {w})" if isinstance(w, int) and not isinstance(w, bool) else ""
+
+
 def batch_points(results: Any) -> list[BatchGroup]:
     """Groups of batch-size points found anywhere in ``results``.
 
@@ -125,7 +138,8 @@ def batch_points(results: Any) -> list[BatchGroup]:
             counted = any(isinstance(v, dict) and any(is_number(v.get(c)) for c in _COUNT_KEYS)
                           and not is_number(v.get("batch")) for v, _ in keyed.values())
             if keyed and len(keyed) >= n_dicts / 2 and not counted:
-                out.append(BatchGroup(_series_base(path), _path_device(path), dict(sorted(keyed.items()))))
+                out.append(BatchGroup(_series_base(path) + _shape_suffix(results, path), _path_device(path),
+                                      dict(sorted(keyed.items()))))
                 continue
             children = [(str(k), v) for k, v in node.items() if isinstance(v, dict)]
         elif isinstance(node, list):
