@@ -10,7 +10,9 @@
 # packages are needed (torch with CUDA, h5py, hdf5plugin, scipy, numba, tqdm); the checkout
 # is put on PYTHONPATH, nothing is installed. Knobs (environment): PYTHON (python3),
 # WORK (scratch, /tmp/autophase-gpu), NSIM simulate jobs × PER crystals (12 × 200), BENCH=0
-# skips the two benchmarks, TRAIN_EXTRA adds train options (a CPU dry run:
+# skips the two benchmarks, INIT=CKPT starts both candidates from those weights (the next
+# lease: INIT=autophase/models/default.pt NSIM=16 PER=500 scripts/gpu_run.sh OUT 8),
+# TRAIN_EXTRA adds train options (a CPU dry run:
 # NSIM=3 PER=16 BENCH=0 TRAIN_EXTRA="--steps-per-epoch 2 --max-val 4" scripts/gpu_run.sh /tmp/o 0.01).
 #
 # Why independent simulate jobs rather than one `mpiexec -n 12 autophase simulate`: a
@@ -56,19 +58,29 @@ if [ "${BENCH:-1}" != 0 ]; then
     --out "$OUT/training-gpu.json" 2>&1 | tee "$W/bench_training.log"
 fi
 
-# 4. two candidates side by side (same data and width, different batch and rate)
+# 4. two candidates side by side (same data and width, different batch and rate).
+# From scratch: the support threshold ramps 0 → 0.1 over 300 steps. With INIT=CKPT (e.g.
+# the shipped model) both continue from its weights with a fresh optimiser: the full
+# 0.1 threshold from the first step, lower rates (LR_A, LR_B override either).
 # (4,800 patterns an epoch each; a hung loader is cut 150 s after the time limit, and the
 # best checkpoint so far is exported all the same)
-common=(--width 16 --depth 4 --epochs 1000 --max-val 128 --patience 3 --threshold 0:0.1:300
+if [ -n "${INIT:-}" ]; then
+  start=(--init "$INIT" --threshold 0.1:0.1:1)
+  lr_a=${LR_A:-2.5e-4} lr_b=${LR_B:-1e-4} wu_a=20 wu_b=20
+else
+  start=(--threshold 0:0.1:300)
+  lr_a=${LR_A:-1e-3} lr_b=${LR_B:-5e-4} wu_a=50 wu_b=100
+fi
+common=(--width 16 --depth 4 --epochs 1000 --max-val 128 --patience 3 "${start[@]}"
         --workers 6 --time-limit "$MIN" --no-progress)
 cut=$(awk "BEGIN { print int($MIN * 60 + 150) }")
-log "train A and B for $MIN min"
+log "train A (lr $lr_a) and B (lr $lr_b) for $MIN min${INIT:+ from $INIT}"
 # shellcheck disable=SC2086
 timeout "$cut" $PY -m autophase.cli train --data $DATA --out "$W/A" --batch-size 16 --steps-per-epoch 300 \
-  --lr 1e-3 --warmup 50 "${common[@]}" ${TRAIN_EXTRA:-} >"$W/A.log" 2>&1 &
+  --lr "$lr_a" --warmup "$wu_a" "${common[@]}" ${TRAIN_EXTRA:-} >"$W/A.log" 2>&1 &
 # shellcheck disable=SC2086
 timeout "$cut" $PY -m autophase.cli train --data $DATA --out "$W/B" --batch-size 32 --steps-per-epoch 150 \
-  --lr 5e-4 --warmup 100 "${common[@]}" ${TRAIN_EXTRA:-} >"$W/B.log" 2>&1 &
+  --lr "$lr_b" --warmup "$wu_b" "${common[@]}" ${TRAIN_EXTRA:-} >"$W/B.log" 2>&1 &
 wait
 for r in A B; do
   tail -n 4 "$W/$r.log"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -64,3 +65,18 @@ def test_gpu_run_dry_run_exports_two_models(tmp_path):
         assert ck["data"].startswith("SimulatedRuns(") and ck["data"].endswith("n=20")
     with tarfile.open(out / "logs.tar") as t:
         assert {"./A.log", "./B.log", "./sim-0.log", "./sim-1.log"} <= set(t.getnames())
+
+    # INIT: both candidates start from given weights (how the next lease goes on from the
+    # shipped model), with the full support threshold from the first step
+    # (the simulated runs in WORK are complete, so simulate reuses them)
+    env["INIT"] = str(tmp_path / "A" / "model.pt")
+    shutil.rmtree(work / "A")
+    shutil.rmtree(work / "B")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_run.sh"), str(tmp_path / "out2"), "0.01"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert f"from {env['INIT']}" in r.stdout and "data: 2 runs" in r.stdout
+    with tarfile.open(tmp_path / "out2" / "A.tar") as t:
+        t.extractall(tmp_path / "A2")
+    ck = read_checkpoint(tmp_path / "A2" / "model.pt")
+    assert ck["train"]["threshold_start"] == 0.1 and ck["train"]["lr"] == 2.5e-4 and "--init" in ck["command"]
