@@ -11,7 +11,8 @@
 # is put on PYTHONPATH, nothing is installed. Knobs (environment): PYTHON (python3),
 # WORK (scratch, /tmp/autophase-gpu), NSIM simulate jobs × PER crystals (12 × 200), BENCH=0
 # skips the two benchmarks, INIT=CKPT starts both candidates from those weights (the next
-# lease: INIT=autophase/models/default.pt NSIM=16 PER=500 scripts/gpu_run.sh OUT 8),
+# lease, benchmarks already recorded, inside a 10-minute call: BENCH=0
+# INIT=autophase/models/default.pt NSIM=16 PER=500 scripts/gpu_run.sh OUT 7),
 # TRAIN_EXTRA adds train options (a CPU dry run:
 # NSIM=3 PER=16 BENCH=0 TRAIN_EXTRA="--steps-per-epoch 2 --max-val 4" scripts/gpu_run.sh /tmp/o 0.01).
 #
