@@ -31,11 +31,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .errors import InputError
+
+if TYPE_CHECKING:  # evaluate() imports the predictor at call time, as it does its other parts
+    from .predict import Refinement
 
 __all__ = ["phasing_schedule", "sphere_baseline", "score", "evaluate", "summarise"]
 
@@ -57,8 +60,9 @@ def phasing_schedule(iterations: int) -> str:
 
 def sphere_baseline(truth: np.ndarray, threshold: float = 0.1) -> np.ndarray:
     """Zero-phase uniform ball, centred, with the volume of |truth| > threshold·max (complex64)."""
-    a = np.abs(truth)
-    vol = float((a > threshold * a.max()).sum())
+    from .physics.forward import support_from_amplitude
+
+    vol = float(support_from_amplitude(truth, threshold).sum())
     r = (3 * vol / (4 * np.pi)) ** (1 / 3)
     n = truth.shape
     g = np.indices(n, dtype=np.float32)
@@ -107,7 +111,7 @@ def held_out_indices(n_total: int, ckpt: dict[str, Any], description: str, n: in
 
 def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50, phasing: int = 600,
              seed: int = 0, progress: Callable[[int, int], None] | None = None,
-             refinement=None) -> dict[str, Any]:
+             refinement: Refinement | None = None) -> dict[str, Any]:
     """Run the comparison on ``n`` held-out crystals; returns the results dict (see module doc)."""
     from .model.checkpoint import read_checkpoint
     from .predict import Predictor, Refinement, refine_prediction

@@ -74,8 +74,9 @@ class Refinement:
 
     def start_support(self, obj: np.ndarray, support: np.ndarray) -> np.ndarray:
         """The first support: ``support`` ∩ (|obj| > start_threshold · max|obj|), bool (z, y, x)."""
-        a = np.abs(obj)
-        return np.asarray(support, bool) & (a > self.start_threshold * a.max())
+        from .physics.forward import support_from_amplitude
+
+        return np.asarray(support, bool) & support_from_amplitude(obj, self.start_threshold)
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -159,11 +160,11 @@ def finish_prediction(amp: np.ndarray, phase: np.ndarray, mag: np.ndarray, measu
 
     amp, phase : (z, y, x) float, the network's output; mag : (z, y, x) √counts.
     """
-    from .physics.forward import far_field
+    from .physics.forward import far_field, support_from_amplitude
     from .physics.metrics import chi2, free_mask, llk_free
 
     meas = np.ones(mag.shape, bool) if measured is None else np.asarray(measured, bool)
-    support = amp > threshold * amp.max()
+    support = support_from_amplitude(amp, threshold)
     rho = (amp * support * np.exp(1j * phase)).astype(np.complex64)
     F = np.abs(far_field(rho))
     m = np.where(meas, mag, 0).astype(np.float64)

@@ -37,9 +37,10 @@ def shipped_network() -> NetworkConfig:
     """The network of the model ``predict`` uses by default (autophase/models/default.json)."""
     import json
 
-    info = Path(__file__).resolve().parents[1] / "autophase" / "models" / "default.json"
+    from autophase.predict import DEFAULT_MODEL
+
     try:
-        return NetworkConfig.from_dict(json.loads(info.read_text())["network"])
+        return NetworkConfig.from_dict(json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())["network"])
     except (OSError, KeyError, ValueError):
         return NetworkConfig()
 

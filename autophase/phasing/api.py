@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..physics import metrics
-from ..physics.forward import fft_workers
+from ..physics.forward import fft_workers, support_from_amplitude
 from .schedule import expand, parse_schedule
 from .support import initial_support
 
@@ -155,19 +155,13 @@ def _starts(p: _Prepared, params: PhasingParams, init, support, rng) -> list[tup
             if x0.shape != p.shape:
                 raise ValueError(f"init shape {x0.shape} differs from the pattern's {p.shape}")
             S0 = (np.asarray(support, bool) if isinstance(support, np.ndarray)
-                  else _support_of_start(x0, 0.1))
+                  else support_from_amplitude(x0, 0.1))  # the paper's refinement: 10 % of the start
             out.append((x0 * S0, S0))
             break  # a given start is deterministic: more starts would repeat it
         S0 = (np.asarray(support, bool) if isinstance(support, np.ndarray)
               else initial_support(p.mag ** 2, support, p.measured))
         out.append((_random_start(p, S0, rng), S0.copy()))
     return out
-
-
-def _support_of_start(obj: np.ndarray, threshold: float) -> np.ndarray:
-    """The support of a given start: |ρ| > threshold·max|ρ| (the paper's refinement)."""
-    a = np.abs(obj)
-    return a > threshold * a.max()
 
 
 def _engine_kwargs(params: PhasingParams) -> dict[str, Any]:
