@@ -78,6 +78,7 @@ def test_evaluate_on_simulated_shards(tmp_path, capsys):
     r = json.loads(out.read_text())
     assert r["n"] == 2 and [c["index"] for c in r["crystals"]] == [3, 1]  # held out only
     assert r["phasing_schedule"] == "30*ER" and r["refine_iterations"] == 5
+    assert r["symmetries"] == 4 and r["compiled"] is True  # the defaults: 4 symmetric copies, compiled
     for c in r["crystals"]:
         for m in ("nn", "refine", "phasing", "sphere"):
             assert {"chi2", "llk_free", "complex_error", "phase_error_rad", "ssim_box"} <= set(c[m]), m

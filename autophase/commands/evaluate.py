@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phasing", type=int, default=600, metavar="N",
                    help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip)")
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run the network eagerly (default: torch.compile; its one-off cost counts in the NN time)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"\revaluate: {k}/{n} crystals", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
     res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
-                   progress=progress, refinement=refinement)
+                   progress=progress, refinement=refinement, symmetries=args.symmetries,
+                   average_above=args.average_above, compile=not args.no_compile)
     write_results(res, out)
     s = res["summary"]
     for m in ("nn", "refine", "phasing", "sphere"):

@@ -25,6 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine", type=int, default=0, metavar="K", help="K ER iterations from the prediction")
     add_refinement_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="patterns per forward pass")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the network: ≈10 s once, then ≈1.6× faster (for many inputs)")
     p.add_argument("--input-kind", choices=("intensity", "magnitude"), default="intensity",
                    help="whether the inputs hold counts (intensity) or √counts")
     p.add_argument("--dataset", help="HDF5 dataset path inside the inputs")
@@ -56,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         from ..outputs import check_output_path
 
         targets = [check_output_path(out)]  # .npz, or .cxi with .vti/strain/isosurface beside it
-    predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size)
+    predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
+                          symmetries=args.symmetries, compile=args.compile,
+                          average_above=args.average_above)
     pats = [load_pattern(i, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)
             for i in args.inputs]
     for pat in pats:
@@ -70,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
     for res, target, pat in zip(results, targets, pats):
         write_prediction(res, target, plot=not args.no_plot, intensity=pat.intensity, unmeasured=~pat.measured)
         how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
+        times = f"{res.seconds_nn * 1e3:.0f} ms NN"
+        if res.symmetries > 1:
+            times += f" over {res.symmetries} symmetric copies"
+        if res.refine_iterations:
+            times += f" + {res.seconds_refine:.2f} s ER"
         print(f"predict: {target}: {how}  χ² {res.chi2:.5g}  LLK_free {res.llk_free:.4g}  "
-              f"({res.seconds_nn * 1e3:.0f} ms NN" + (f" + {res.seconds_refine:.2f} s ER" if res.refine_iterations
-                                                     else "") + f", model {predictor.meta['version']})")
+              f"({times}, model {predictor.meta['version']})")
     print(f"predict: {len(results)} pattern(s) with model {predictor.path}", file=sys.stderr)
     return 0

@@ -52,8 +52,9 @@ def export_model(ckpt: str | os.PathLike, dest: str | os.PathLike = DEFAULT_DEST
         info["note"] = note
     if results:
         r = json.loads(Path(results).read_text())
-        info["evaluation"] = {k: r[k] for k in ("data", "held_out", "n", "refine_iterations", "phasing_iterations",
-                                                "summary") if k in r}
+        info["evaluation"] = {k: r[k] for k in ("data", "held_out", "n", "symmetries", "average_above", "compiled",
+                                                 "refine_iterations", "refinement", "phasing_iterations",
+                                                 "summary") if k in r}
     js = dest.with_suffix(".json")
     tmp = js.with_name(js.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
