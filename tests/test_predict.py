@@ -3,27 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import autophase.predict as predict_mod
 from autophase.cli import main
 from autophase.errors import InputError
-from autophase.model import AutoPhaseNet, NetworkConfig, file_sha256, save_checkpoint
+from autophase.model import file_sha256, save_checkpoint
 from autophase.physics.forward import far_field
 from autophase.physics.metrics import chi2
 from autophase.physics.synthetic import faceted_crystal, noisy_pattern
 from autophase.predict import Predictor, finish_prediction, resolve_model
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = NetworkConfig(width=2, depth=2)
-    net = AutoPhaseNet(cfg)
-    # a non-trivial amplitude: bias the amplitude head so part of the box is above 10 % of max
-    with torch.no_grad():
-        net.amplitude_decoder[-1].weight.mul_(20)
-    return save_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", {"network": cfg.to_dict(), "model": net.state_dict()})
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from autophase.errors import InputError
-from autophase.model import AutoPhaseNet, NetworkConfig, save_checkpoint
 from autophase.model.symmetry import SYMMETRIES, apply, average, undo
 from autophase.physics.forward import magnitude, pad_object
 from autophase.physics.metrics import complex_error
@@ -50,16 +48,6 @@ def test_average_needs_the_identity_first():
     rho = _crystal()
     with pytest.raises(ValueError, match="identity first"):
         average([rho, rho], SYMMETRIES[1:3])
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    torch.manual_seed(0)
-    cfg = NetworkConfig(width=2, depth=2)
-    net = AutoPhaseNet(cfg)
-    with torch.no_grad():
-        net.amplitude_decoder[-1].weight.mul_(20)
-    return save_checkpoint(tmp_path_factory.mktemp("m") / "m.pt", {"network": cfg.to_dict(), "model": net.state_dict()})
 
 
 def test_predictor_averages_k_symmetric_passes(model_path, monkeypatch):
