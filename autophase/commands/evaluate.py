@@ -26,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phasing", type=int, default=600, metavar="N",
                    help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip)")
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
-    p.add_argument("--no-compile", action="store_true",
-                   help="run the network eagerly (default: torch.compile; its one-off cost counts in the NN time)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network; its one-off cost counts in the NN time (default: from 32 "
+                        "patterns on, where it is repaid)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
                    progress=progress, refinement=refinement, symmetries=args.symmetries,
-                   average_above=args.average_above, compile=not args.no_compile)
+                   average_above=args.average_above, compile=args.compile)
     write_results(res, out)
     s = res["summary"]
     for m in ("nn", "refine", "phasing", "sphere"):
