@@ -66,36 +66,6 @@ def undo(x: np.ndarray, g: Symmetry) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(_flip_centred(x, flips), np.argsort(perm)))
 
 
-def _twin(a: np.ndarray) -> np.ndarray:
-    """conj(ρ(−r)) on the grid (plain reversal; the integer shift search absorbs the offset)."""
-    return np.conj(a[::-1, ::-1, ::-1])
-
-
-def _onto(a: np.ndarray, F_ref: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``a`` or its twin, circularly shifted and times c = ⟨a, ref⟩/⟨a, a⟩, whichever lies closer to ref.
-
-    The same alignment as :func:`autophase.physics.metrics.align_to` in complex64 with the
-    reference's transform computed once (F_ref = fftn(ref)): 4 FFTs per call instead of 6
-    in complex128, ~3× faster — it runs K − 1 times per pattern on the prediction path.
-    """
-    import scipy.fft as sfft
-
-    from ..physics.forward import fft_workers
-
-    w = fft_workers()
-    best = None
-    for cand in (a, _twin(a)):
-        cc = sfft.ifftn(F_ref * np.conj(sfft.fftn(cand, workers=w)), workers=w)
-        shift = np.unravel_index(int(np.argmax(np.abs(cc))), cc.shape)
-        c_al = np.roll(cand, shift, axis=(0, 1, 2))
-        den = float(np.vdot(c_al, c_al).real)
-        c = np.vdot(c_al, ref) / den if den > 0 else 0.0
-        err = float(np.linalg.norm(c * c_al - ref))
-        if best is None or err < best[0]:
-            best = (err, (c * c_al).astype(np.complex64))
-    return best[1]
-
-
 def average(objects: Sequence[np.ndarray], group: Sequence[Symmetry]) -> np.ndarray:
     """Mean of the network's answers to the K transformed patterns, as one object.
 
@@ -106,12 +76,15 @@ def average(objects: Sequence[np.ndarray], group: Sequence[Symmetry]) -> np.ndar
     import scipy.fft as sfft
 
     from ..physics.forward import fft_workers
+    from ..physics.metrics import align_to
 
     if len(objects) != len(group) or not group or tuple(group[0][0]) != (0, 1, 2) or group[0][1]:
         raise ValueError("average needs one object per symmetry, the identity first")
     ref = np.asarray(objects[0], np.complex64)
+    # complex64 and the reference's transform shared: ~3× faster than the default
+    # complex128 alignment, and it runs K − 1 times per pattern on the prediction path
     F_ref = sfft.fftn(ref, workers=fft_workers())
     acc = ref.astype(np.complex64, copy=True)
     for o, g in zip(objects[1:], group[1:]):
-        acc += _onto(undo(np.asarray(o, np.complex64), g), F_ref, ref)
+        acc += align_to(undo(np.asarray(o), g), ref, dtype=np.complex64, truth_fft=F_ref).aligned
     return acc / np.float32(len(objects))
