@@ -17,12 +17,18 @@ environment — horovodrun (``HOROVOD_RANK/SIZE/LOCAL_RANK``), Open MPI
 (``SLURM_PROCID``, ``SLURM_STEP_NUM_TASKS``/``SLURM_NTASKS``, ``SLURM_LOCALID``) and
 torchrun (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``). With none of them: one process.
 
-**DDP rendezvous.** NCCL on GPUs, gloo on CPUs. If ``MASTER_ADDR``/``MASTER_PORT`` are
-not already set (torchrun and some Slurm scripts set them), rank 0 picks a free port
-and its hostname (plus ``AUTOPHASE_MASTER_SUFFIX``, e.g. ``.hsn.cm.polaris.alcf.anl.gov``
-for Polaris' high-speed network) and broadcasts both with mpi4py; every rank then sets
-``MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK`` and calls
-``init_process_group(backend, init_method="env://")``.
+**Device.** Among the GPUs this process can *see* (:func:`cuda_device`): with one visible
+(ALCF's affinity script, ``srun --gpus-per-task=1``) it is ``cuda:0``; with all of a
+node's GPUs visible, local rank r takes ``cuda:{r % count}``. Both engines use it.
+
+**DDP rendezvous.** NCCL on GPUs, gloo on CPUs. Under torchrun its own
+``MASTER_ADDR``/``MASTER_PORT`` are used. Under an MPI launcher rank 0 gathers the ranks'
+hostnames, keeps an inherited ``MASTER_ADDR``/``MASTER_PORT`` only if it names rank 0's
+node (:func:`rendezvous_choice`; a job-wide export pointing elsewhere would hang the
+task), else picks a free port and its hostname (plus ``AUTOPHASE_MASTER_SUFFIX``, e.g.
+``.hsn.cm.polaris.alcf.anl.gov`` for Polaris' high-speed network) and broadcasts both
+with mpi4py; every rank then sets ``MASTER_ADDR/PORT, RANK, WORLD_SIZE, LOCAL_RANK``
+and calls ``init_process_group(backend, init_method="env://")``.
 
 **Horovod** (0.28.1, MPI and Gloo controllers) runs under ``horovodrun -np N`` or plain
 ``mpiexec -n N``. Its DistributedOptimizer averages gradients; :meth:`Engine.step`
@@ -48,73 +54,43 @@ import datetime
 import os
 import socket
 from contextlib import closing
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
 
-__all__ = ["ENGINES", "LaunchEnv", "launch_env", "Engine", "init_engine", "free_port"]
+from .mpi_world import LaunchEnv, launch_env
+
+__all__ = ["ENGINES", "LaunchEnv", "launch_env", "cuda_device", "choose_device", "Engine", "init_engine",
+           "free_port", "rendezvous_choice"]
 
 ENGINES = ("none", "ddp", "horovod")
 
 
-@dataclass(frozen=True)
-class LaunchEnv:
-    """This process's place in the job, as the launcher told it."""
+def cuda_device(local_rank: int, device_count: int) -> str:
+    """The CUDA device of a rank with this node-local rank, among the GPUs it can *see*.
 
-    rank: int
-    world: int
-    local_rank: int
-    local_world: int | None  # None: the launcher did not say
-    source: str
-
-
-def _int(env: Mapping[str, str], *names: str) -> int | None:
-    for n in names:
-        v = env.get(n)
-        if v not in (None, ""):
-            try:
-                return int(v)
-            except ValueError:
-                continue
-    return None
-
-
-def launch_env(environ: Mapping[str, str] | None = None) -> LaunchEnv:
-    """Rank, world size and local rank from the launcher's environment variables.
-
-    Pure function of ``environ`` (default ``os.environ``); checked in this order:
-    torchrun, horovodrun, Open MPI, MPICH/PALS (PMI), PMIx, Slurm; else a single process.
+    ``device_count`` is what CUDA reports for this process, i.e. after
+    ``CUDA_VISIBLE_DEVICES``. One visible GPU (Polaris' ``set_affinity_gpu_polaris.sh``,
+    Perlmutter's ``--gpus-per-task=1``) is ``cuda:0`` whatever the local rank; with all of a
+    node's GPUs visible, local rank r takes ``cuda:{r % device_count}``; none: ``"cpu"``.
+    (``cuda:{local_rank}`` with one visible GPU is "invalid device ordinal" on ranks 1–3.)
     """
-    env = os.environ if environ is None else environ
-    table = [
-        ("torchrun", ("RANK",), ("WORLD_SIZE",), ("LOCAL_RANK",), ("LOCAL_WORLD_SIZE",), "TORCHELASTIC_RUN_ID"),
-        ("horovodrun", ("HOROVOD_RANK",), ("HOROVOD_SIZE",), ("HOROVOD_LOCAL_RANK",), ("HOROVOD_LOCAL_SIZE",),
-         None),
-        ("openmpi", ("OMPI_COMM_WORLD_RANK",), ("OMPI_COMM_WORLD_SIZE",), ("OMPI_COMM_WORLD_LOCAL_RANK",),
-         ("OMPI_COMM_WORLD_LOCAL_SIZE",), None),
-        ("pmi", ("PMI_RANK",), ("PMI_SIZE",), ("PMI_LOCAL_RANK", "MPI_LOCALRANKID"),
-         ("PMI_LOCAL_SIZE", "MPI_LOCALNRANKS"), None),
-        ("pmix", ("PMIX_RANK",), ("PMIX_SIZE", "OMPI_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS"),
-         ("PMIX_LOCAL_RANK", "SLURM_LOCALID"), ("PMIX_LOCAL_SIZE",), None),
-        # SLURM_STEP_NUM_TASKS is the size of *this* srun step; SLURM_NTASKS (the whole
-        # allocation) would make a lone process in the batch script wait for peers.
-        ("slurm", ("SLURM_PROCID",), ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS"), ("SLURM_LOCALID",),
-         ("SLURM_STEP_TASKS_PER_NODE", "SLURM_NTASKS_PER_NODE"), "SLURM_STEP_ID"),
-    ]
-    for source, rk, ws, lr, lw, marker in table:
-        if marker is not None and marker not in env:
-            continue
-        rank, world = _int(env, *rk), _int(env, *ws)
-        if rank is None or world is None:
-            continue
-        if not 0 <= rank < world:
-            raise ValueError(f"{source}: rank {rank} outside world of size {world}")
-        local = _int(env, *lr)
-        if local is None:  # unknown: 0 when alone, else -1 (found later by an MPI split)
-            local = 0 if world == 1 else -1
-        return LaunchEnv(rank, world, local, _int(env, *lw), source)
-    return LaunchEnv(0, 1, 0, 1, "single")
+    if device_count <= 0:
+        return "cpu"
+    if device_count == 1:
+        return "cuda:0"
+    return f"cuda:{max(local_rank, 0) % device_count}"
+
+
+def choose_device(environ: Mapping[str, str] | None = None, device_count: int | None = None,
+                  local_rank: int | None = None) -> str:
+    """:func:`cuda_device` for this process: local rank from the launcher's environment
+    (``environ``, default ``os.environ``) unless given, ``device_count`` from torch unless given."""
+    if local_rank is None:
+        local_rank = launch_env(environ).local_rank
+    if device_count is None:
+        device_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return cuda_device(local_rank, device_count)
 
 
 def free_port() -> int:
@@ -122,6 +98,36 @@ def free_port() -> int:
     with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("", 0))
         return int(s.getsockname()[1])
+
+
+def _short(host: str) -> str:
+    return host.split(".")[0].lower()
+
+
+def rendezvous_choice(inherited: tuple[str, str], hosts: Sequence[str], suffix: str, port: int
+                      ) -> tuple[str, int, str]:
+    """DDP's ``(MASTER_ADDR, MASTER_PORT, note)`` for an MPI-launched task; pure.
+
+    ``hosts[r]`` is rank r's hostname (``hosts[0]``: rank 0, where torch's store listens),
+    ``inherited`` the ``(MASTER_ADDR, MASTER_PORT)`` found in the environment, ``port`` a
+    free port on rank 0's host. An inherited pair is kept only when it names rank 0's node
+    (its short name, or ``localhost``/``127.0.0.1`` when every rank is on that node):
+    any other address — a job-wide ``MASTER_ADDR`` pointing at a node outside this task,
+    as Parsl's MPI tasks inherit on Perlmutter — would make every rank wait on a store
+    nobody started. Otherwise: rank 0's hostname + ``suffix`` (e.g. Polaris'
+    ``.hsn.cm.polaris.alcf.anl.gov``) and ``port``; ``note`` says what was overridden.
+    """
+    addr, port_s = inherited
+    root = hosts[0]
+    one_node = all(_short(h) == _short(root) for h in hosts)
+    if addr and port_s.isdigit():
+        local = addr in ("localhost", "127.0.0.1")
+        if (local and one_node) or (not local and _short(addr) == _short(root)):
+            return addr, int(port_s), ""
+    chosen = ("127.0.0.1" if len(hosts) == 1 else root + suffix), port
+    note = (f"inherited MASTER_ADDR={addr}:{port_s or '?'} is not rank 0's node ({root}); "
+            f"using {chosen[0]}:{chosen[1]}") if addr else ""
+    return chosen[0], chosen[1], note
 
 
 def _local_rank_from_mpi() -> tuple[int, int]:
@@ -155,7 +161,7 @@ class Engine:
     def __init__(self, rank: int = 0, world: int = 1, local_rank: int = 0, device: str | None = None):
         self.rank, self.world, self.local_rank = rank, world, local_rank
         if device is None:
-            device = f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+            device = choose_device(local_rank=local_rank)
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
@@ -215,8 +221,12 @@ class DDPEngine(Engine):
             local_rank, _ = _local_rank_from_mpi() if launch.world > 1 else (0, 1)
         super().__init__(launch.rank, launch.world, local_rank, device)
         env = os.environ
-        if not (env.get("MASTER_ADDR") and env.get("MASTER_PORT")):
-            addr, port = self._rendezvous(launch)
+        if launch.source != "torchrun":
+            # torchrun's own MASTER_ADDR/PORT name its store; anything else inherited (a
+            # job-wide export, a previous task's) is checked against this task's nodes.
+            addr, port, note = self._rendezvous(launch)
+            if note and self.rank == 0:
+                print(f"ddp: {note}", flush=True)
             env["MASTER_ADDR"], env["MASTER_PORT"] = addr, str(port)
         env["RANK"], env["WORLD_SIZE"], env["LOCAL_RANK"] = str(self.rank), str(self.world), str(local_rank)
         backend = "nccl" if self.device.type == "cuda" else "gloo"
@@ -225,9 +235,12 @@ class DDPEngine(Engine):
         self._dist = dist
 
     @staticmethod
-    def _rendezvous(launch: LaunchEnv) -> tuple[str, int]:
+    def _rendezvous(launch: LaunchEnv) -> tuple[str, int, str]:
+        env = os.environ
+        inherited = (env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", ""))
+        suffix = env.get("AUTOPHASE_MASTER_SUFFIX", "")
         if launch.world == 1:
-            return "127.0.0.1", free_port()
+            return rendezvous_choice(inherited, [socket.gethostname()], suffix, free_port())
         from mpi4py import MPI
 
         comm = MPI.COMM_WORLD
@@ -235,10 +248,9 @@ class DDPEngine(Engine):
             raise RuntimeError(f"MPI says rank {comm.Get_rank()} of {comm.Get_size()} but the launcher "
                                f"({launch.source}) says {launch.rank} of {launch.world}: is mpi4py built "
                                "for the MPI that launched this job?")
-        info = None
-        if comm.Get_rank() == 0:
-            info = (socket.gethostname() + os.environ.get("AUTOPHASE_MASTER_SUFFIX", ""), free_port())
-        return comm.bcast(info, root=0)
+        hosts = comm.gather(socket.gethostname(), root=0)
+        choice = rendezvous_choice(inherited, hosts, suffix, free_port()) if comm.Get_rank() == 0 else None
+        return comm.bcast(choice, root=0)
 
     def wrap_model(self, model):
         from torch.nn.parallel import DistributedDataParallel as DDP

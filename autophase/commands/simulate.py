@@ -39,9 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
+    from ..mpi_world import check_world
     from ..simulate.config import SimulationConfig, parse_photons
     from ..simulate.run import run_simulation
 
+    check_world("simulate")  # before any file: COMM_WORLD.size == the ranks asked for
     try:
         lo, hi = parse_photons(args.photons)
         cfg = SimulationConfig(

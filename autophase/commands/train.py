@@ -76,10 +76,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ..distributed import init_engine
     from ..errors import InputError
+    from ..mpi_world import check_world
     from ..model.network import NetworkConfig
     from ..train.data import open_dataset
     from ..train.trainer import TrainConfig, Trainer
 
+    check_world("train")  # before any file: COMM_WORLD.size == the ranks asked for
     out = Path(args.out)
     resume = None
     if args.resume == "auto":
