@@ -25,13 +25,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .document import IMAGE_CHECK_ATTR
 
-__all__ = ["find_chromium", "check_page", "PageCheck", "CHROMIUM_FLAGS"]
+__all__ = ["find_chromium", "check_page", "browser_tab", "Tab", "collect_problems", "PageCheck", "CHROMIUM_FLAGS"]
 
 # Quiet, offline, single-use profile: nothing phones home, nothing persists.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -150,15 +151,48 @@ def _remote_text(obj: dict[str, Any]) -> str:
     return str(obj.get("description") or obj.get("type", ""))
 
 
-def check_page(path: str | os.PathLike, chromium: str | None = None, timeout: float = 30.0,
-               screenshot: str | os.PathLike | None = None, width: int = 1200) -> PageCheck:
-    """Load ``path`` in headless Chromium; see :class:`PageCheck`. Raises FileNotFoundError
-    when there is no browser, RuntimeError/TimeoutError when the browser misbehaves."""
+class Tab:
+    """One page of a running headless Chromium, driven over the DevTools protocol
+    (:func:`browser_tab`): send commands, evaluate JavaScript, read the events seen."""
+
+    def __init__(self, cdp: _Pipe, session: str):
+        self._cdp, self.session = cdp, session
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return self._cdp.events
+
+    def send(self, method: str, params: dict | None = None, timeout: float = 20.0) -> dict[str, Any]:
+        return self._cdp.send(method, params, session=self.session, timeout=timeout)
+
+    def navigate(self, url: str, timeout: float = 30.0) -> bool:
+        """Open ``url``; True once its load event fired within ``timeout`` s."""
+        self._cdp.events[:] = [e for e in self._cdp.events if e.get("method") != "Page.loadEventFired"]
+        self.send("Page.navigate", {"url": url}, timeout=timeout)
+        return self._cdp.wait_event("Page.loadEventFired", timeout) is not None
+
+    def evaluate(self, expression: str) -> Any:
+        """The value of a JavaScript expression (returned by value: JSON-able results)."""
+        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 10.0, interval: float = 0.1) -> Any:
+        """Evaluate ``expression`` until it is truthy (its value) or ``timeout`` s pass (the last value)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            v = self.evaluate(expression)
+            if v or time.monotonic() > deadline:
+                return v
+            self._cdp.wait_event("__none__", interval)  # keeps reading the browser's events
+
+
+@contextmanager
+def browser_tab(chromium: str | None = None, timeout: float = 30.0, width: int = 1200) -> Iterator[Tab]:
+    """Start headless Chromium with one blank tab (Page, Runtime, Log and Network events on)
+    and yield it as a :class:`Tab`; the browser is closed on exit. Raises FileNotFoundError
+    when there is no browser."""
     exe = chromium or find_chromium()
     if not exe:
         raise FileNotFoundError("no chromium found (run scripts/install_chromium.sh)")
-    url = Path(path).resolve().as_uri()
-    res = PageCheck(url)
     to_r, to_w = os.pipe()      # we write commands → browser reads on fd 3
     from_r, from_w = os.pipe()  # browser writes replies on fd 4 → we read
 
@@ -186,35 +220,7 @@ def check_page(path: str | os.PathLike, chromium: str | None = None, timeout: fl
             sid = cdp.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for dom in ("Page", "Runtime", "Log", "Network"):
                 cdp.send(f"{dom}.enable", session=sid)
-            cdp.send("Page.navigate", {"url": url}, session=sid, timeout=timeout)
-            res.loaded = cdp.wait_event("Page.loadEventFired", timeout) is not None
-            # The page's load handler sets the mark; give it a moment after "load".
-            js_imgs = ("JSON.stringify(Array.from(document.images).map(function(i){return {alt:i.alt,"
-                       "src:i.src.slice(0,40),complete:i.complete,naturalWidth:i.naturalWidth};}))")
-            deadline = time.monotonic() + 5
-            while True:
-                mark = cdp.send("Runtime.evaluate", {"expression": f"document.documentElement.getAttribute("
-                                                                   f"'{IMAGE_CHECK_ATTR}')",
-                                                     "returnByValue": True}, session=sid)["result"].get("value")
-                if mark is not None or time.monotonic() > deadline:
-                    break
-                time.sleep(0.1)
-            res.images_mark = mark
-            res.images = json.loads(cdp.send("Runtime.evaluate", {"expression": js_imgs, "returnByValue": True},
-                                             session=sid)["result"]["value"])
-            res.title = cdp.send("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
-                                 session=sid)["result"].get("value", "")
-            if screenshot is not None:
-                h = cdp.send("Runtime.evaluate", {"expression": "document.documentElement.scrollHeight",
-                                                  "returnByValue": True}, session=sid)["result"]["value"]
-                cdp.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": int(min(h, 16000)),
-                                                                "deviceScaleFactor": 1, "mobile": False},
-                         session=sid)
-                png = cdp.send("Page.captureScreenshot", {"format": "png"}, session=sid, timeout=timeout)["data"]
-                Path(screenshot).write_bytes(base64.b64decode(png))
-                res.screenshot = Path(screenshot)
-            # Late console messages: drain what has arrived.
-            cdp.wait_event("__none__", 0.3)
+            yield Tab(cdp, sid)
         finally:
             try:
                 cdp.send("Browser.close", timeout=5)
@@ -227,7 +233,40 @@ def check_page(path: str | os.PathLike, chromium: str | None = None, timeout: fl
                 proc.wait()
             os.close(to_w)
             os.close(from_r)
-    for e in cdp.events:
+
+
+def check_page(path: str | os.PathLike, chromium: str | None = None, timeout: float = 30.0,
+               screenshot: str | os.PathLike | None = None, width: int = 1200) -> PageCheck:
+    """Load ``path`` in headless Chromium; see :class:`PageCheck`. Raises FileNotFoundError
+    when there is no browser, RuntimeError/TimeoutError when the browser misbehaves."""
+    url = Path(path).resolve().as_uri()
+    res = PageCheck(url)
+    with browser_tab(chromium, timeout, width) as tab:
+        res.loaded = tab.navigate(url, timeout)
+        # The page's load handler sets the mark; give it a moment after "load".
+        js_imgs = ("JSON.stringify(Array.from(document.images).map(function(i){return {alt:i.alt,"
+                   "src:i.src.slice(0,40),complete:i.complete,naturalWidth:i.naturalWidth};}))")
+        res.images_mark = tab.wait_for(f"document.documentElement.getAttribute('{IMAGE_CHECK_ATTR}')", 5)
+        res.images = json.loads(tab.evaluate(js_imgs))
+        res.title = tab.evaluate("document.title") or ""
+        if screenshot is not None:
+            h = tab.evaluate("document.documentElement.scrollHeight")
+            tab.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": int(min(h, 16000)),
+                                                           "deviceScaleFactor": 1, "mobile": False})
+            png = tab.send("Page.captureScreenshot", {"format": "png"}, timeout=timeout)["data"]
+            Path(screenshot).write_bytes(base64.b64decode(png))
+            res.screenshot = Path(screenshot)
+        # Late console messages: drain what has arrived.
+        tab.wait_for("false", 0.3)
+        collect_problems(tab.events, res)
+    return res
+
+
+def collect_problems(events: list[dict[str, Any]], res: PageCheck, local: tuple[str, ...] = ()) -> PageCheck:
+    """Fill ``res``'s console errors, exceptions, error log entries and external requests
+    from the DevTools ``events``; requests to URLs starting with one of ``local`` (besides
+    data:, file:, about:) are not external."""
+    for e in events:
         m, p = e.get("method"), e.get("params", {})
         if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
             res.console_errors.append(" ".join(_remote_text(a) for a in p.get("args", [])))
@@ -239,6 +278,6 @@ def check_page(path: str | os.PathLike, chromium: str | None = None, timeout: fl
             res.log_errors.append(f"{ent.get('source')}: {ent.get('text')} {ent.get('url', '')}".strip())
         elif m == "Network.requestWillBeSent":
             u = p.get("request", {}).get("url", "")
-            if not u.startswith(("data:", "file:", "about:")):
+            if not u.startswith(("data:", "file:", "about:", *local)):
                 res.external_requests.append(u)
     return res
