@@ -14,8 +14,8 @@ Where the time goes and why it is laid out this way (64³ complex64, one core):
 * Shrink-wrap blurs |ρ| by a Gaussian through a real FFT (≈0.5 ms), not ndimage.
 
 A :class:`CpuEngine` holds the plans and buffers for one array shape and is reused
-across patterns and starts (planning costs ~0.1–1 s once per process; FFTW wisdom is
-kept in memory by pyFFTW).
+across patterns and starts (planning costs ~0.1–1 s once per process without wisdom;
+wisdom is cached on disk across processes by :mod:`.wisdom`).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import threading
 import numpy as np
 import pyfftw
 
-from . import kernels
+from . import kernels, wisdom
 from .support import gaussian_transfer
 
 __all__ = ["CpuEngine", "engine_for"]
@@ -58,6 +58,7 @@ class CpuEngine:
         self.A = e(half, dtype="complex64")        # rfft of |x|
         flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
         with _PLAN_LOCK:
+            wisdom.load()  # plans measured by an earlier process (~/.cache/autophase): no re-measuring
             # Planning with MEASURE overwrites the buffers: done before any data is in them.
             self._fwd = pyfftw.FFTW(self.x, self.F, axes=(0, 1, 2), direction="FFTW_FORWARD",
                                     flags=("FFTW_MEASURE",), threads=th)
@@ -67,6 +68,7 @@ class CpuEngine:
                                      flags=flags, threads=th)
             self._rbwd = pyfftw.FFTW(self.A, self.amp, axes=(0, 1, 2), direction="FFTW_BACKWARD",
                                      flags=flags, threads=th, normalise_idft=True)
+            wisdom.save()  # only when planning learned something new
         self._transfer: dict[float, np.ndarray] = {}
 
     # ------------------------------------------------------------------ primitives
