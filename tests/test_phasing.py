@@ -25,7 +25,8 @@ def test_schedule_parsing():
     assert parse_schedule("50*ER") == [("ER", 50)]
     assert parse_schedule(" hio + 2*( ER ) ") == [("HIO", 1), ("ER", 2)]
     assert expand([("ER", 2), ("HIO", 1)]) == ["ER", "ER", "HIO"]
-    for bad in ["", "3*", "20*RAAR", "3*(ER", "ER)", "2 ER", "0*ER"]:
+    assert parse_schedule("3*(20*ER+160*RAAR+20*ER)")[:2] == [("ER", 20), ("RAAR", 160)]
+    for bad in ["", "3*", "20*FOO", "3*(ER", "ER)", "2 ER", "0*ER"]:
         with pytest.raises(ValueError):
             parse_schedule(bad)
 

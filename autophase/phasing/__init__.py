@@ -1,5 +1,24 @@
-"""Iterative phase retrieval: ER, HIO, shrink-wrap, schedules, multi-start, batches."""
-from .api import PhasingParams, PhasingResult, phase, phase_batch
-from .schedule import parse_schedule, total_iterations
+"""Iterative phase retrieval: ER, HIO, RAAR, shrink-wrap, schedules, multi-start, best-K, batches.
 
-__all__ = ["PhasingParams", "PhasingResult", "phase", "phase_batch", "parse_schedule", "total_iterations"]
+Names load on first use (PEP 562), so ``autophase.phasing.checks`` can be imported to
+check options without loading the engines.
+"""
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["PhasingParams", "PhasingResult", "ParamError", "phase", "phase_batch", "parse_schedule",
+           "total_iterations"]
+
+_WHERE = {"PhasingParams": "api", "PhasingResult": "api", "ParamError": "checks", "phase": "api",
+          "phase_batch": "api", "parse_schedule": "schedule", "total_iterations": "schedule"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -38,7 +38,7 @@ def _threads() -> int:
 
 
 class CpuEngine:
-    """ER/HIO/shrink-wrap iterations for arrays of one ``shape`` (unshifted layout).
+    """ER/HIO/RAAR/shrink-wrap iterations for arrays of one ``shape`` (unshifted layout).
 
     Parameters
     ----------
@@ -88,13 +88,15 @@ class CpuEngine:
 
     # ------------------------------------------------------------------ the loop
     def run(self, x0: np.ndarray, support: np.ndarray, mag_u: np.ndarray, algos: list[str],
-            beta: float = 0.9, sw_every: int = 0, sw_sigma: float = 1.0, sw_threshold: float = 0.1,
+            beta: float = 0.9, sw_every: int = 0, sw_sigma=1.0, sw_threshold: float = 0.1,
             callback=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Iterate; return (object, support, per-iteration Σ(|F|−M)² in unnormalised units).
 
         x0 : complex64 unshifted start; support : bool unshifted (modified in place);
-        mag_u : float32 unshifted √N·|F_meas|, −1 where free. ``callback(i)`` is called
-        after each iteration (progress bars).
+        mag_u : float32 unshifted √N·|F_meas|, −1 where free. ``algos`` : one of
+        ER / HIO / RAAR per iteration. ``sw_sigma`` : one σ, or a sequence with the σ of
+        each shrink-wrap update in turn (a ramp). ``callback(i)`` is called after each
+        iteration (progress bars).
         """
         x, F = self.x, self.F
         x[...] = x0
@@ -102,13 +104,20 @@ class CpuEngine:
         inv_n = np.float32(1.0 / self.n)
         beta = np.float32(beta)
         err = np.empty(len(algos), np.float64)
+        sigmas = None if np.isscalar(sw_sigma) else [float(v) for v in sw_sigma]
+        n_sw = 0
         for i, algo in enumerate(algos):
             self._fwd()
             err[i] = kernels.fourier_project(Ff, mf)
             self._bwd()
-            kernels.real_space_update(xf, Ff, sf, inv_n, beta, algo == "HIO")
+            if algo == "RAAR":
+                kernels.raar_update(xf, Ff, sf, inv_n, beta)
+            else:
+                kernels.real_space_update(xf, Ff, sf, inv_n, beta, algo == "HIO")
             if sw_every and (i + 1) % sw_every == 0 and i + 1 < len(algos):
-                self.shrink_wrap(support, sw_sigma, sw_threshold)
+                sigma = sw_sigma if sigmas is None else sigmas[min(n_sw, len(sigmas) - 1)]
+                self.shrink_wrap(support, float(sigma), sw_threshold)
+                n_sw += 1
             if callback is not None:
                 callback(i)
         return x.copy(), support, err

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["fourier_project", "real_space_update", "amplitude", "threshold_support"]
+__all__ = ["fourier_project", "real_space_update", "raar_update", "amplitude", "threshold_support"]
 
 _OPTS = dict(nogil=True, cache=True, fastmath=True, boundscheck=False)
 
@@ -63,6 +63,27 @@ def real_space_update(x, y, support, scale, beta, hio):
                 x[i] = y[i] * scale
             else:
                 x[i] = 0.0
+
+
+@nb.njit(**_OPTS)
+def raar_update(x, y, support, scale, beta):
+    """RAAR (Luke 2005) real-space step, in place: x ← y inside S, β·x + (1 − 2β)·y outside.
+
+    With P_M the Fourier projection (y = P_M x), P_S the support projection and
+    R = 2P − I, RAAR is x ← β/2·(R_S R_M + I) x + (1 − β) P_M x. Inside S this is
+    β/2·(2y − x + x) + (1 − β) y = y; outside, R_S R_M x = x − 2y, so
+    β/2·(2x − 2y) + (1 − β) y = β x + (1 − 2β) y. β = 1 is HIO with β = 1.
+
+    x : complex64 (n,), the previous object; y : complex64 (n,), the unnormalised
+    inverse transform (``scale`` = 1/N); support : bool (n,).
+    """
+    b2 = np.float32(1.0) - np.float32(2.0) * beta  # float32 beta: stays single precision
+    for i in range(x.size):
+        v = y[i] * scale
+        if support[i]:
+            x[i] = v
+        else:
+            x[i] = beta * x[i] + b2 * v
 
 
 @nb.njit(**_OPTS)

@@ -4,9 +4,10 @@ Grammar (whitespace ignored, case-insensitive algorithm names)::
 
     schedule := term ('+' term)*
     term     := [INT '*'] (ALGO | '(' schedule ')')
-    ALGO     := ER | HIO
+    ALGO     := ER | HIO | RAAR
 
-Examples: ``3*(20*ER+160*HIO+20*ER)`` (600 iterations), ``50*ER``, ``HIO+ER``.
+Examples: ``3*(20*ER+160*HIO+20*ER)`` (600 iterations), ``3*(20*ER+160*RAAR+20*ER)``,
+``50*ER``, ``HIO+ER``.
 
 :func:`parse_schedule` returns the run-length list ``[("ER", 20), ("HIO", 160), …]``
 with neighbouring runs of one algorithm merged; :func:`expand` the per-iteration list.
@@ -17,7 +18,7 @@ import re
 
 __all__ = ["ALGORITHMS", "parse_schedule", "expand", "total_iterations"]
 
-ALGORITHMS = ("ER", "HIO")
+ALGORITHMS = ("ER", "HIO", "RAAR")
 _TOKEN = re.compile(r"\s*(\d+|[A-Za-z]+|[()*+])")
 
 
