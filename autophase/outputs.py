@@ -11,10 +11,13 @@
   whatever voxel size and d spacing the input gives (``frame = "detector"``, and
   ``frame_note`` says why). ``OUT.npz`` and ``OUT.png`` always hold the object as phased.
 * always (unless ``plot=False``) ``OUT.png``: central slices of amplitude and phase and,
-  for iterative runs, the error curve.
+  for iterative runs, the error curve. ``plot=False`` also leaves out the .cxi result's
+  two PNGs (its .vti is data and always written).
 
-Every file is written to a temporary name and renamed, so a crash leaves no file that
-looks complete.
+The result file comes first (:func:`write_result`), the VTK and pictures after it
+(:func:`write_extras`), so that a caller may hand the second part to a background
+worker (``autophase watch``). Every file is written to a hidden temporary name and
+renamed, so a crash leaves no file that looks complete.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["check_output_path", "input_geometry", "input_scan_geometry", "write_reconstruction"]
+__all__ = ["check_output_path", "input_geometry", "input_scan_geometry", "write_reconstruction", "write_result",
+           "write_extras"]
 
 SUFFIXES = (".npz", ".cxi")
 
@@ -84,49 +88,107 @@ def input_scan_geometry(input_path: str | os.PathLike, metadata: Mapping[str, An
     return geo, ""
 
 
+def write_result(out: str | os.PathLike, obj: np.ndarray, support: np.ndarray,
+                 metrics: Mapping[str, Any], *, history: Mapping[str, Any] | None = None,
+                 arrays: Mapping[str, Any] | None = None, input_path: str | None = None,
+                 intensity: np.ndarray | None = None, unmeasured: np.ndarray | None = None,
+                 plot: bool = True, title: str = "") -> tuple[Path, dict[str, Any]]:
+    """Write the result file ``out`` alone (atomically); return it and the rest still to do.
+
+    The second value is a picklable job for :func:`write_extras` (VTK for a .cxi result,
+    and the pictures when ``plot``): a caller that wants the result first — the watch
+    service, a one-shot command — writes it here and the extras afterwards, possibly in
+    another process. Arguments as in :func:`write_reconstruction`.
+    """
+    out = Path(out)
+    job: dict[str, Any] = {"out": str(out), "plot": bool(plot), "title": title, "history": _plain(history),
+                           "object": np.asarray(obj, np.complex64), "support": np.asarray(support, bool)}
+    if out.suffix.lower() == ".npz":
+        tmp = out.with_name(f".{out.name}.part-{os.getpid()}.npz")
+        payload = {"object": np.asarray(obj, np.complex64), "support": np.asarray(support, bool)}
+        for k, v in metrics.items():
+            payload[k] = np.asarray(v) if not isinstance(v, str) else np.asarray(v, dtype="U")
+        payload.update(arrays or {})
+        try:
+            np.savez_compressed(tmp, **payload)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return out, job
+    from .experimental.postprocess import postprocess
+    from .io.cxi import write_cxi
+
+    geo, scan_geo, why = {}, None, "no input file"
+    if input_path:
+        meta_in = _input_metadata(input_path)
+        geo = input_geometry(input_path, meta_in)
+        scan_geo, why = input_scan_geometry(input_path, meta_in)
+    if scan_geo is not None:
+        res = postprocess(obj, support, geometry=scan_geo)
+        # prep's voxel size is the detector frame's (approximate, anisotropic): keep it under
+        # another name, or it would override the lab grid's in the CXI file
+        vox_det = geo.pop("voxel_size_m", None)
+        if vox_det is not None:
+            geo["detector_voxel_size_approx_m"] = np.asarray(vox_det, float)
+    else:
+        vox = geo.get("voxel_size_m")
+        d = geo.get("d_spacing_m")
+        res = postprocess(obj, support, voxel_size_nm=None if vox is None else np.asarray(vox) * 1e9,
+                          d_spacing_nm=None if d is None else float(d) * 1e9)
+        res["metadata"]["frame_note"] = why
+    meta = dict(res.get("metadata", {}))
+    if res.get("voxel_size_nm"):
+        meta["voxel_size_nm"] = tuple(res["voxel_size_nm"])
+    meta["units"] = dict(res.get("units", {}))
+    meta.update({k: v for k, v in metrics.items() if np.isscalar(v) or isinstance(v, str)})
+    meta.update(geo)
+    write_cxi(out, res["object"], res["support"], data=intensity, mask=unmeasured, metadata=meta,
+              extra={"displacement": res["displacement"], "strain": res["strain"]})
+    job["postprocessed"] = res
+    return out, job
+
+
+def _plain(history: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The error curve as plain lists (picklable, small)."""
+    if not history:
+        return None
+    return {k: list(np.asarray(v).tolist()) for k, v in history.items() if k in ("chi2", "algorithm")}
+
+
+def write_extras(job: Mapping[str, Any]) -> list[Path]:
+    """What :func:`write_result` left to do: for a .cxi result ``OUT.vti`` (always) and
+    ``OUT_isosurface.png``/``OUT_slices.png``; ``OUT.png`` (central slices, error curve)
+    — the pictures only when the job says ``plot``. Each file is written atomically."""
+    out = Path(job["out"])
+    written: list[Path] = []
+    res = job.get("postprocessed")
+    if res is not None:
+        from .experimental.postprocess import plot_isosurface, plot_slices
+        from .io.vtk import write_object_vti
+
+        disp_name = "displacement_nm" if res.get("d_spacing_nm") else "displacement_d"
+        written.append(write_object_vti(out.with_suffix(".vti"), res["object"], res["support"],
+                                        voxel_size_nm=res.get("voxel_size_nm"),
+                                        extra={disp_name: res["displacement"], "strain": res["strain"]}))
+        if job.get("plot"):
+            stem = out.with_suffix("")
+            written.append(plot_isosurface(res, stem.with_name(stem.name + "_isosurface.png"), level=0.3))
+            written.append(plot_slices(res, stem.with_name(stem.name + "_slices.png")))
+    if job.get("plot"):
+        from .plots import plot_reconstruction
+
+        written.append(plot_reconstruction(job["object"], job["support"], out.with_suffix(".png"),
+                                           job.get("history"), title=job.get("title", "")))
+    return written
+
+
 def write_reconstruction(out: str | os.PathLike, obj: np.ndarray, support: np.ndarray,
                          metrics: Mapping[str, Any], *, history: Mapping[str, Any] | None = None,
                          arrays: Mapping[str, Any] | None = None, input_path: str | None = None,
                          intensity: np.ndarray | None = None, unmeasured: np.ndarray | None = None,
                          plot: bool = True, title: str = "") -> list[Path]:
-    """Write ``out`` (.npz or .cxi, see the module doc) and its pictures; return the paths."""
-    out = Path(out)
-    written: list[Path] = []
-    if out.suffix.lower() == ".npz":
-        tmp = out.with_name(out.stem + ".tmp.npz")
-        payload = {"object": np.asarray(obj, np.complex64), "support": np.asarray(support, bool)}
-        for k, v in metrics.items():
-            payload[k] = np.asarray(v) if not isinstance(v, str) else np.asarray(v, dtype="U")
-        payload.update(arrays or {})
-        np.savez_compressed(tmp, **payload)
-        os.replace(tmp, out)
-        written.append(out)
-    else:
-        from .experimental.postprocess import postprocess, write_outputs
-
-        geo, scan_geo, why = {}, None, "no input file"
-        if input_path:
-            meta_in = _input_metadata(input_path)
-            geo = input_geometry(input_path, meta_in)
-            scan_geo, why = input_scan_geometry(input_path, meta_in)
-        if scan_geo is not None:
-            res = postprocess(obj, support, geometry=scan_geo)
-            # prep's voxel size is the detector frame's (approximate, anisotropic): keep it under
-            # another name, or it would override the lab grid's in the CXI file
-            vox_det = geo.pop("voxel_size_m", None)
-            if vox_det is not None:
-                geo["detector_voxel_size_approx_m"] = np.asarray(vox_det, float)
-        else:
-            vox = geo.get("voxel_size_m")
-            d = geo.get("d_spacing_m")
-            res = postprocess(obj, support, voxel_size_nm=None if vox is None else np.asarray(vox) * 1e9,
-                              d_spacing_nm=None if d is None else float(d) * 1e9)
-            res["metadata"]["frame_note"] = why
-        meta = {**{k: v for k, v in metrics.items() if np.isscalar(v) or isinstance(v, str)}, **geo}
-        paths = write_outputs(out.with_suffix(""), res, data=intensity, mask=unmeasured, metadata=meta)
-        written.extend(paths.values())
-    if plot:
-        from .plots import plot_reconstruction
-
-        written.append(plot_reconstruction(obj, support, out.with_suffix(".png"), history, title=title))
-    return written
+    """Write ``out`` (.npz or .cxi, see the module doc) first, then its VTK and pictures
+    (``plot``); return the paths, the result file first."""
+    path, job = write_result(out, obj, support, metrics, history=history, arrays=arrays, input_path=input_path,
+                             intensity=intensity, unmeasured=unmeasured, plot=plot, title=title)
+    return [path, *write_extras(job)]
