@@ -365,10 +365,13 @@ def _complex(amp: np.ndarray, phase: np.ndarray) -> np.ndarray:
 
 
 def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | None, iterations: int,
-                      refinement: Refinement | None = None) -> Prediction:
+                      refinement: Refinement | None = None, engine: str = "cpu",
+                      device: str | None = None) -> Prediction:
     """K ER iterations from the prediction, from its thresholded support (the paper's refinement).
 
-    ``refinement`` (default :class:`Refinement`) says how the support starts and is updated.
+    ``refinement`` (default :class:`Refinement`) says how the support starts and is updated;
+    ``engine``/``device`` which phasing engine runs them (``"torch"`` with a CUDA device
+    keeps them on the GPU, :mod:`autophase.phasing`).
     """
     try:
         from .phasing import phase
@@ -378,7 +381,7 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     t0 = time.perf_counter()
     res = phase(mag, measured, init=p.object, support=how.start_support(p.object, p.support),
                 schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
-                sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma)
+                sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,
                       seconds_nn=p.seconds_nn, symmetries=p.symmetries,
