@@ -96,6 +96,17 @@ class Refinement:
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
 
+    def validate(self) -> "Refinement":
+        """Check every field (ranges as phasing's, :mod:`autophase.phasing.checks`); raise a
+        ``ParamError`` (a ValueError and an InputError) naming the first bad one."""
+        from .phasing import checks
+
+        checks.check_threshold("start_threshold", self.start_threshold, low_inclusive=True)
+        checks.check_period("shrink_wrap_every", self.shrink_wrap_every)
+        checks.check_threshold("sw_threshold", self.sw_threshold)
+        checks.check_sigma("sw_sigma", self.sw_sigma)
+        return self
+
 
 def add_refinement_arguments(p) -> None:
     """``--symmetries`` and the ``--refine-*`` options of ``predict`` and ``evaluate`` (defaults:
@@ -118,13 +129,16 @@ def add_refinement_arguments(p) -> None:
 
 def refinement_from_args(args) -> Refinement:
     """A :class:`Refinement` from the options of :func:`add_refinement_arguments`, checked."""
+    from .phasing.checks import ParamError
+
     r = Refinement(start_threshold=args.refine_start_threshold, shrink_wrap_every=args.refine_shrink_wrap,
                    sw_threshold=args.refine_sw_threshold)
-    if r.shrink_wrap_every < 0 or not 0 <= r.start_threshold < 1 or not 0 < r.sw_threshold < 1:
-        raise InputError(f"refinement options out of range (--refine-shrink-wrap ≥ 0, --refine-start-threshold "
-                         f"in [0, 1), --refine-sw-threshold in (0, 1)): got {r.shrink_wrap_every}, "
-                         f"{r.start_threshold}, {r.sw_threshold}")
-    return r
+    options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
+               "sw_threshold": "--refine-sw-threshold"}
+    try:
+        return r.validate()
+    except ParamError as e:
+        raise e.for_option(options.get(e.field, e.field)) from None
 
 
 def default_model_path() -> Path | None:
@@ -233,6 +247,12 @@ class Predictor:
             raise InputError(f"--average-above: a χ² ≥ 0 (0: always average), got {average_above}")
         self.average_above = float(average_above)
         self.path = resolve_model(model)
+        from .phasing.checks import ParamError, check_device
+
+        try:  # one line, before anything loads: not a CUDA traceback
+            check_device("device", device, "torch")
+        except ParamError as e:
+            raise e.for_option("--device") from None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.net, self.meta = load_model(self.path, self.device)
         # channels-last 3D: oneDNN's fast layout, ~1.6× at batch 8 on a 2-core CPU (bench_inference)

@@ -435,6 +435,11 @@ def phase(magnitude: np.ndarray, measured: np.ndarray | None = None, *, init: np
     return _select(p, params, cands, jobs, results, total)
 
 
+def _sigma_record(sigma) -> float | str:
+    """σ as recorded in results: the number, or ``"a:b"`` for a ramp."""
+    return checks.sigma_label(sigma) if isinstance(sigma, tuple) else float(sigma)
+
+
 def _key(r: PhasingResult) -> float:
     k = r.llk_free if np.isfinite(r.llk_free) else r.llk
     return float(k) if np.isfinite(k) else float("inf")
@@ -457,9 +462,8 @@ def _select(p: _Prepared, params: PhasingParams, cands, jobs, results: list[Phas
     else:
         out = results[best]
         out.seconds = seconds
-    out.selected = {"sw_threshold": t, "sw_sigma": checks.sigma_label(sigma) if isinstance(sigma, tuple) else sigma,
-                    "candidate": c_best}
-    out.runs = [{"candidate": c, "start": k, "sw_threshold": cands[c][0], "sw_sigma": checks.sigma_label(cands[c][1]),
+    out.selected = {"sw_threshold": t, "sw_sigma": _sigma_record(sigma), "candidate": c_best}
+    out.runs = [{"candidate": c, "start": k, "sw_threshold": cands[c][0], "sw_sigma": _sigma_record(cands[c][1]),
                  "chi2": float(r.chi2), "llk_free": float(r.llk_free), "failed": w}
                 for (c, k), r, w in zip(jobs, results, why)]
     out.averaged = len(mine)
