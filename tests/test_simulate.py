@@ -168,3 +168,157 @@ def test_lammps_relaxation_lowers_the_energy_and_keeps_atom_order():
     # atoms come back in input order (relaxation moves them by a fraction of a lattice unit)
     moved = np.linalg.norm(res.positions - pos, axis=1)
     assert np.median(moved) < 0.1 and moved.max() < 0.5
+
+
+# --- domain randomisation (autophase.simulate.domain) ------------------------------------
+
+def _domain_cfg(n=24, **over):
+    from autophase.simulate.domain import DomainConfig
+
+    return SimulationConfig(n_crystals=n, size_cells=8, seed=5, photons_min=1e5, photons_max=1e10,
+                            domain=DomainConfig(**over))
+
+
+def test_domain_is_off_by_default_and_round_trips():
+    plain = SimulationConfig(n_crystals=2)
+    assert "domain" not in plain.to_dict()  # runs made before it existed resume unchanged
+    cfg = _domain_cfg(p_gap=0.0)
+    d = cfg.to_dict()
+    assert d["domain"]["p_gap"] == 0.0 and d["domain"]["oversampling"] == [2.5, 5.0]
+    assert SimulationConfig.from_dict(d) == cfg
+    with pytest.raises(ValueError, match="domain.oversampling"):
+        _domain_cfg(oversampling=(1.5, 5.0))
+    with pytest.raises(ValueError, match="unknown domain"):
+        SimulationConfig.from_dict({**d, "domain": {**d["domain"], "p_gaps": 0.1}})
+
+
+def test_domain_knobs_are_recorded_and_in_range():
+    cfg = _domain_cfg()
+    seen = {"shape": set(), "rounded": set(), "substrate": set(), "dis": 0, "fault": 0, "shift": 0,
+            "blur": 0, "bg": 0, "gap": 0, "stop": 0}
+    for c in range(cfg.n_crystals):
+        s = simulate_crystal(cfg, c)[0]
+        k, p = s.meta["domain"], s.params["domain"]
+        assert p["shape"] == k["shape"] and p["measurement"]["peak_shift"] == k["peak_shift"]
+        assert all(2.5 * 0.98 <= o <= 5.0 * 1.02 for o in k["oversampling"]), k["oversampling"]
+        if k["shape"] == "platelet":
+            assert sorted(k["oversampling"])[1] < sorted(k["oversampling"])[2] - 0.4  # one thin axis
+        assert 1e5 <= s.meta["photons"] <= 1e10
+        assert 0.3 <= k["strain_scale"] <= 2.5
+        shift = np.abs(k["peak_shift"])
+        assert shift.max() == 0 or 1 <= shift.max() <= 2
+        assert k["coherence_sigma_vox"] == 0 or 0.2 <= k["coherence_sigma_vox"] <= 1.0
+        assert k["background_per_voxel"] == 0 or 1e-3 <= k["background_per_voxel"] <= 0.3
+        # unmeasured voxels are −1 in the magnitude (the training convention), and only they
+        assert int((s.magnitude < 0).sum()) == k["unmeasured_voxels"]
+        assert np.all(s.magnitude[s.magnitude < 0] == -1)
+        for g in p["measurement"]["gaps"]:
+            sl = [slice(None)] * 3
+            sl[g["axis"]] = slice(g["start"], g["start"] + g["width"])
+            assert np.all(s.magnitude[tuple(sl)] == -1) and 1 <= g["width"] <= 4
+        seen["shape"].add(k["shape"])
+        seen["rounded"].add(k["rounded"])
+        seen["substrate"].add(k["substrate"])
+        seen["dis"] += k["n_dislocations"] > 0
+        seen["fault"] += k["n_faults"] > 0
+        seen["shift"] += bool(shift.max())
+        seen["blur"] += k["coherence_sigma_vox"] > 0
+        seen["bg"] += k["background_per_voxel"] > 0
+        seen["gap"] += k["n_gaps"] > 0
+        seen["stop"] += k["beamstop_radius_vox"] > 0
+    assert seen["shape"] == {"polyhedron", "platelet", "rod"}
+    assert seen["rounded"] == {True, False} and seen["substrate"] == {True, False}
+    assert all(seen[k] > 0 for k in ("dis", "fault", "shift", "blur", "bg", "gap", "stop")), seen
+    assert all(seen[k] < cfg.n_crystals for k in ("dis", "fault", "shift", "blur", "bg", "gap", "stop")), seen
+
+
+def test_domain_measurement_physics():
+    from autophase.physics.forward import far_field
+    from autophase.simulate.domain import DomainConfig, _blur, measure
+    from scipy import ndimage
+
+    obj = np.zeros((32, 32, 32), np.complex64)
+    obj[10:22, 12:20, 9:23] = np.exp(1j * np.linspace(0, 2, 8))[None, :, None]
+    dc = DomainConfig(p_shift=1, p_blur=0, p_background=0, p_gap=0, p_beamstop=0)
+    mag, truth, measured, counts, p = measure(obj, 1e12, np.random.default_rng(3), dc)
+    s = p["peak_shift"]
+    assert 1 <= max(abs(v) for v in s) <= 2 and measured.all()
+    # the truth carries the ramp: its far field is the centred one moved by s, and it is the data
+    I0 = np.abs(far_field(np.pad(obj, 16))) ** 2
+    I1 = np.abs(far_field(truth)) ** 2
+    np.testing.assert_allclose(I1 / I1.sum(), np.roll(I0, s, (0, 1, 2)) / I0.sum(), rtol=1e-4, atol=1e-8)
+    assert chi2(np.sqrt(I1), mag, fit_scale=True) < 1e-5
+    # partial coherence: the Fourier-domain product is a periodic Gaussian convolution (equal
+    # to a sampled kernel's once σ ≳ 1 voxel, where the kernel's spectrum is not aliased)
+    I = np.random.default_rng(0).random((64, 64, 64))
+    np.testing.assert_allclose(_blur(I, 1.2), ndimage.gaussian_filter(I, 1.2, mode="wrap", truncate=8),
+                               atol=2e-3)
+    assert abs(_blur(I, 0.5).sum() - I.sum()) < 1e-6 * I.sum() and _blur(I, 0.5).std() < I.std()
+    # background raises the dark voxels; gaps/beamstop are −1
+    dc = DomainConfig(p_shift=0, p_blur=0, p_background=1, background=(0.2, 0.2), p_gap=1, max_gaps=1,
+                      p_beamstop=1, beamstop_radius=(2.0, 2.0))
+    mag, _, measured, _, p = measure(obj, 1e6, np.random.default_rng(4), dc)
+    assert p["background_per_voxel"] == 0.2 and not measured[32, 32, 32] and measured[32, 32, 35]
+    assert abs(float((mag[measured][:] ** 2)[I0[measured] < 1e-9 * I0.max()].mean()) - 0.2) < 0.02
+
+
+def test_domain_training_loss_ignores_unmeasured_voxels():
+    import torch
+
+    from autophase.train.loss import loss_from_magnitudes
+
+    cfg = _domain_cfg(n=1, p_blur=0, p_background=0, p_gap=1, max_gaps=2, p_beamstop=1)
+    s = simulate_crystal(cfg, 0)[0]
+    assert (s.magnitude < 0).sum() > 0
+    F = torch.from_numpy(np.abs(magnitude(s.truth)).astype(np.float32))[None]
+    M = torch.from_numpy(s.magnitude)[None]
+    c_masked = float(loss_from_magnitudes(F, M))
+    # the truth fits the measured voxels to the noise level; reading −1 as data would not
+    assert c_masked < 0.05
+    assert float(loss_from_magnitudes(F, M.clamp_min(0) + 0 * M)) > c_masked
+
+
+def test_domain_crystal_is_a_pure_function_of_seed_and_index():
+    cfg = _domain_cfg(n=3)
+    a = simulate_crystal(cfg, 2)
+    b = simulate_crystal(SimulationConfig.from_dict(cfg.to_dict()), 2)
+    assert np.array_equal(a[0].magnitude, b[0].magnitude) and a[0].params == b[0].params
+    assert not np.array_equal(simulate_crystal(cfg, 1)[0].magnitude, a[0].magnitude)
+
+
+def test_domain_run_is_rank_invariant_and_resumes(tmp_path):
+    """Two MPI ranks write the same shards (magnitudes, masks, every recorded knob) as one."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from autophase.data.shards import MAGNITUDE, META, open_shard
+
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec beside the interpreter")
+    args = ["--n-crystals", "3", "--size", "8", "--shard-size", "1", "--seed", "3", "--domain",
+            '{"p_gap": 0.7, "p_beamstop": 0.5}', "--no-progress"]
+
+    def sim(out, ranks):
+        cmd = [sys.executable, "-m", "autophase.cli", "simulate", *args, "--out", str(out)]
+        if ranks > 1:
+            cmd = [str(mpiexec), "-n", str(ranks), *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout
+
+    sim(tmp_path / "one", 1)
+    sim(tmp_path / "two", 2)
+    for k in range(3):
+        name = f"shard-{k:05d}.h5"
+        with open_shard(tmp_path / "one" / name) as a, open_shard(tmp_path / "two" / name) as b:
+            assert np.array_equal(a[MAGNITUDE][()], b[MAGNITUDE][()])
+            ma, mb = [json.loads(x) for x in a[META][()]], [json.loads(x) for x in b[META][()]]
+            assert ma == mb and "domain" in ma[0]
+            assert (a[MAGNITUDE][()] < 0).sum() == sum(m["domain"]["unmeasured_voxels"] for m in ma)
+    (tmp_path / "two" / "shard-00002.h5").unlink()  # a lost shard is made again, identical
+    assert "1 written, 2 already there" in sim(tmp_path / "two", 1)
+    with open_shard(tmp_path / "one" / "shard-00002.h5") as a, open_shard(tmp_path / "two" / "shard-00002.h5") as b:
+        assert np.array_equal(a[MAGNITUDE][()], b[MAGNITUDE][()])

@@ -24,8 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--relax", choices=("none", "lammps"), default="none",
                    help="LAMMPS EAM energy minimisation of each strained crystal (default none)")
     p.add_argument("--seed", type=int, default=0, help="run seed (crystal i uses (seed, i))")
-    p.add_argument("--photons", default="1e7:1e9", metavar="LO[:HI]",
-                   help="expected photons per pattern: fixed LO, or log-uniform in [LO, HI] (default 1e7:1e9)")
+    p.add_argument("--photons", default=None, metavar="LO[:HI]",
+                   help="expected photons per pattern: fixed LO, or log-uniform in [LO, HI] (default 1e7:1e9; "
+                        "1e5:1e10 with --domain)")
     p.add_argument("--rotations", type=int, default=0, metavar="K",
                    help="K extra random rotations of each crystal's atoms (augmentation; default 0)")
     p.add_argument("--size", type=int, default=49, metavar="CELLS",
@@ -33,8 +34,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=64, metavar="S", help="crystals per shard file")
     p.add_argument("--max-strain", type=float, default=0.01, help="strain amplitude (default 0.01 = 1 %%)")
     p.add_argument("--relax-maxiter", type=int, default=300, help="LAMMPS minimize iteration cap")
+    p.add_argument("--domain", nargs="?", const="{}", default=None, metavar="JSON",
+                   help="domain randomisation (shapes, per-axis oversampling, defects, blur, background, gaps, "
+                        "off-centre peak; autophase.simulate.domain); optional JSON object or .json file of "
+                        "range overrides, e.g. '{\"p_gap\": 0}'")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="also print the run summary as one JSON line")
+
+
+def _domain(text: str | None):
+    """None, or a DomainConfig from ``--domain`` (a JSON object or a .json file of overrides)."""
+    if text is None:
+        return None
+    from pathlib import Path
+
+    from ..simulate.domain import DomainConfig
+
+    src = Path(text).read_text() if text.endswith(".json") and Path(text).is_file() else text
+    try:
+        d = json.loads(src)
+    except ValueError as e:
+        raise ValueError(f"--domain: not a JSON object or .json file ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"--domain: expected a JSON object of overrides, got {text!r}")
+    return DomainConfig.from_dict(d)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,12 +68,13 @@ def run(args: argparse.Namespace) -> int:
 
     check_world("simulate")  # before any file: COMM_WORLD.size == the ranks asked for
     try:
-        lo, hi = parse_photons(args.photons)
+        domain = _domain(args.domain)
+        lo, hi = parse_photons(args.photons or ("1e5:1e10" if domain is not None else "1e7:1e9"))
         cfg = SimulationConfig(
             n_crystals=args.n_crystals, seed=args.seed, relax=args.relax, photons_min=lo,
             photons_max=hi, rotations=args.rotations, size_cells=args.size,
             shard_size=args.shard_size, max_strain=args.max_strain,
-            relax_maxiter=args.relax_maxiter)
+            relax_maxiter=args.relax_maxiter, domain=domain)
     except ValueError as e:
         raise InputError(f"simulate options: {e}") from None
     summary = run_simulation(cfg, args.out, progress=not args.no_progress)

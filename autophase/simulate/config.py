@@ -11,6 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .crystal import DEFAULT_CELLS, check_size
+from .domain import DomainConfig
 from .relax import RelaxSettings
 
 __all__ = ["FORMAT_VERSION", "SimulationConfig", "parse_photons"]
@@ -46,6 +47,10 @@ class SimulationConfig:
     shard_size  : crystals per shard file; shard k holds crystals [k·S, (k+1)·S).
     max_strain  : the strain budget (1 %); see :mod:`.strain`.
     relax_*     : LAMMPS ``minimize`` settings (:class:`.relax.RelaxSettings`).
+    domain      : None (the default: the data this simulator always made) or a
+                  :class:`.domain.DomainConfig` of randomised knobs (:mod:`.domain`). Only
+                  when set does it appear in ``run.json``, so runs made before it existed
+                  resume unchanged.
     """
 
     n_crystals: int
@@ -62,8 +67,11 @@ class SimulationConfig:
     relax_maxiter: int = RelaxSettings.maxiter
     relax_maxeval: int = RelaxSettings.maxeval
     format_version: int = FORMAT_VERSION
+    domain: DomainConfig | None = None
 
     def __post_init__(self):
+        if isinstance(self.domain, dict):
+            object.__setattr__(self, "domain", DomainConfig.from_dict(self.domain))
         self.validate()
 
     def validate(self) -> None:
@@ -90,6 +98,8 @@ class SimulationConfig:
             raise ValueError(f"max_strain must be in [0, 0.2), got {self.max_strain}")
         if not (self.relax_etol >= 0 and self.relax_ftol >= 0):
             raise ValueError("relax tolerances must be ≥ 0")
+        if self.domain is not None and not isinstance(self.domain, DomainConfig):
+            raise ValueError(f"domain must be a DomainConfig or None, got {type(self.domain).__name__}")
         if self.format_version != FORMAT_VERSION:
             raise ValueError(f"format_version {self.format_version} is not {FORMAT_VERSION}")
 
@@ -116,7 +126,11 @@ class SimulationConfig:
 
     # --- (de)serialisation ------------------------------------------------------------
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("domain")
+        if self.domain is not None:
+            d["domain"] = self.domain.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationConfig":
