@@ -24,6 +24,7 @@ COMMANDS = [
     "train",
     "finetune",
     "predict",
+    "watch",
     "evaluate",
     "bench",
     "report",

@@ -1,0 +1,645 @@
+"""``autophase watch``: a warm service that inverts every pattern dropped into a folder.
+
+One process keeps everything a one-shot ``predict`` pays for at start-up warm: torch
+and the model (loaded once, swapped when a new version is promoted), the FFTW plans of
+the refinement (wisdom cached on disk, :mod:`autophase.phasing.wisdom`), the numba
+kernels (``cache=True``) and oneDNN's kernels for the batch shapes it will see (a
+synthetic pattern goes through the whole path before ``ready`` is printed).
+
+Arrivals
+    INBOX is polled with ``os.scandir`` every ``poll_s`` (10 ms by default: ≈20 µs a
+    scan, no dependency and no inotify limits on network file systems). A writer writes
+    elsewhere (or under a temporary name) and *renames* the file in; names that look
+    temporary (:func:`is_temp_name`: a leading ``.``/``~``/``#``, ``.tmp``/``.part``/
+    ``.partial``/``.swp``/``~`` endings, ``.tmp.`` or ``.part-`` inside) are ignored until
+    renamed. The arrival time is the file's ``st_ctime``, which ``rename(2)`` sets on
+    Linux, so the reported latency does not depend on the poll period. Pattern files
+    (:data:`PATTERN_SUFFIXES`) are read by :func:`autophase.io.patterns.load_pattern`;
+    a raw 34-ID-C scan directory (TIFF frames, dark/white/SPEC beside them, as
+    ``autophase prep`` reads it) is taken once a file named :data:`SCAN_MARKER`
+    (``SCAN_COMPLETE``) appears in it — the acquisition writes it last — and goes
+    through :func:`autophase.experimental.prep.prepare`; the prepared pattern is kept as
+    ``OUT/prepped/<name>.cxi`` (so outputs get the scan's lab-frame geometry).
+
+Work
+    Everything that arrived since the last batch (up to ``batch_size``, in arrival
+    order) goes through the network in one batch (CUDA when present), then each
+    pattern gets its K refinement iterations and its result file, one after the other.
+    ``OUT/<stem>.npz|.cxi`` appears atomically and first; the VTK and pictures
+    (:func:`autophase.outputs.write_extras`) are made by a separate low-priority
+    process, so they take neither the GIL nor the first core from the next pattern.
+
+Events
+    ``OUT/events.jsonl`` gets one JSON line per input, appended as the result file
+    lands::
+
+        {"event": "result", "time": ISO-8601, "input": path, "output": path,
+         "model_version": str, "model_path": str, "chi2": float, "llk_free": float,
+         "latency_s": result present − arrival, "arrival": epoch s,
+         "stages": {"wait": s, "prep": s, "load": s, "nn": s, "refine": s, "write": s},
+         "refine": K, "symmetries": k, "batch": n, "device": str}
+
+    and ``{"event": "error", "time", "input", "stage", "error"}`` for an input that
+    could not be done (unreadable, wrong shape, …); the service goes on. A line that
+    fails to land never leaves half a JSON object behind a complete one (one write).
+
+Stopping
+    SIGTERM or SIGINT: the current pattern is finished (its result file and event
+    land), queued ones are left for the next start, pending pictures are finished; a
+    second signal abandons the pictures. No partial file is left (every writer goes
+    through a hidden temporary and a rename). A restart skips the inputs whose result
+    file exists.
+
+Models
+    Every event names the model (``model_version``: the checkpoint's SHA-256 prefix, or
+    the version the learner gave it). Before each batch the service asks the learner
+    (``--learn``, :mod:`autophase.live.learn`) or, without one, reads
+    ``OUT/models/current.json`` (``{"version", "path"}``, written by the learner or a
+    rollback) and swaps models when the version changed.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["PATTERN_SUFFIXES", "SCAN_MARKER", "WatchConfig", "WatchService", "Inbox", "Arrival", "is_temp_name",
+           "EventLog"]
+
+PATTERN_SUFFIXES = (".npy", ".npz", ".h5", ".hdf5", ".cxi", ".tif", ".tiff")
+SCAN_MARKER = "SCAN_COMPLETE"
+_TEMP_ENDINGS = (".tmp", ".part", ".partial", ".swp", ".crdownload", "~")
+
+
+def is_temp_name(name: str) -> bool:
+    """True for a name a writer uses before renaming the file into place."""
+    low = name.lower()
+    return (name.startswith((".", "~", "#")) or low.endswith(_TEMP_ENDINGS) or ".tmp." in low
+            or ".part-" in low)
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+# ----------------------------------------------------------------------------- arrivals
+@dataclass(frozen=True)
+class Arrival:
+    """One input: ``path``; ``arrival`` epoch seconds (ctime of the rename, or of the scan's
+    marker); ``detected`` epoch seconds when the poll saw it; ``kind`` "pattern" or "scan"."""
+
+    path: Path
+    arrival: float
+    detected: float
+    kind: str
+
+
+class Inbox:
+    """New entries of a folder, in arrival order, each reported once.
+
+    ``poll()`` → list of :class:`Arrival`. A directory is reported once ``marker`` exists
+    inside it. ``skip`` names are never reported.
+    """
+
+    def __init__(self, directory: str | os.PathLike, marker: str = SCAN_MARKER):
+        self.dir = Path(directory)
+        self.marker = marker
+        self.seen: set[str] = set()
+
+    def poll(self) -> list[Arrival]:
+        now = time.time()
+        new = []
+        with os.scandir(self.dir) as it:
+            for e in it:
+                name = e.name
+                if name in self.seen or is_temp_name(name):
+                    continue
+                try:
+                    if e.is_dir():
+                        st = os.stat(os.path.join(e.path, self.marker))  # not there yet: look again later
+                        kind = "scan"
+                    else:
+                        st = e.stat()
+                        kind = "pattern"
+                except FileNotFoundError:
+                    continue
+                self.seen.add(name)
+                new.append(Arrival(Path(e.path), min(st.st_ctime, now), now, kind))
+        new.sort(key=lambda a: (a.arrival, a.path.name))
+        return new
+
+
+# ----------------------------------------------------------------------------- events
+class EventLog:
+    """``events.jsonl``: one JSON object per line, each appended with a single write."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._f = open(path, "a", encoding="utf-8")
+
+    def write(self, event: dict[str, Any]) -> None:
+        line = json.dumps({"time": _now_iso(), **event}, default=_json_default, ensure_ascii=False) + "\n"
+        with self._lock:
+            self._f.write(line)
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._f.close()
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    return str(v)
+
+
+def _finite(v: float) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+# ----------------------------------------------------------------------------- extras worker
+def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the child process
+    """The pictures/VTK process: low priority, ignores SIGINT/SIGTERM (the parent ends it)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.nice(10)
+    except OSError:
+        pass
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401  (the ≈1 s import, before "ready")
+
+    from ..experimental import postprocess  # noqa: F401
+    from ..outputs import write_extras
+
+    done.put(("ready", None, None, 0.0))
+    while True:
+        job = jobs.get()
+        if job is None or abandon.is_set():
+            break
+        t0 = time.perf_counter()
+        try:
+            paths = write_extras(job)
+            done.put(("done", job["out"], [str(p) for p in paths], time.perf_counter() - t0))
+        except Exception as e:  # noqa: BLE001 - reported as an error event by the parent
+            done.put(("error", job["out"], f"{type(e).__name__}: {e}", time.perf_counter() - t0))
+    done.put(("exit", None, None, 0.0))
+
+
+class _Extras:
+    """The parent's side of the extras process (or, with ``inline``, the same work in-process)."""
+
+    def __init__(self):
+        ctx = mp.get_context("spawn")  # a fresh interpreter: no torch, no threads inherited
+        self.jobs, self.done, self.abandon = ctx.Queue(), ctx.Queue(), ctx.Event()
+        self.proc = ctx.Process(target=_extras_main, args=(self.jobs, self.done, self.abandon),
+                                name="autophase-watch-extras", daemon=True)
+        self.proc.start()
+        self.pending = 0
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        kind, *_ = self.done.get(timeout=timeout)
+        if kind != "ready":  # pragma: no cover
+            raise RuntimeError(f"the pictures process did not start ({kind})")
+
+    def submit(self, job: dict[str, Any]) -> None:
+        self.jobs.put(job)
+        self.pending += 1
+
+    def collect(self) -> list[tuple]:
+        out = []
+        while True:
+            try:
+                msg = self.done.get_nowait()
+            except queue.Empty:
+                return out
+            if msg[0] in ("done", "error"):
+                self.pending -= 1
+            out.append(msg)
+
+    def close(self, abandon: Callable[[], bool], timeout: float = 300.0) -> list[tuple]:
+        """Finish the pending jobs (or abandon them when ``abandon()`` turns true); end the process."""
+        self.jobs.put(None)
+        msgs = []
+        t_end = time.monotonic() + timeout
+        while self.proc.is_alive() and time.monotonic() < t_end:
+            if abandon():
+                self.abandon.set()
+            msgs += self.collect()
+            self.proc.join(0.05)
+        if self.proc.is_alive():  # pragma: no cover
+            self.proc.terminate()
+            self.proc.join(5)
+        msgs += self.collect()
+        return msgs
+
+
+# ----------------------------------------------------------------------------- the service
+@dataclass
+class WatchConfig:
+    """What ``autophase watch`` was asked (see its ``--help``)."""
+
+    inbox: Path
+    out: Path
+    model: str | None = None
+    refine: int = 0
+    refinement: Any = None
+    symmetries: int | None = None
+    average_above: float | None = None
+    input_kind: str = "intensity"
+    dataset: str | None = None
+    mask_invalid: bool = False
+    device: str | None = None
+    batch_size: int = 8
+    fmt: str = "cxi"
+    plot: bool = True
+    compile: bool = False
+    poll_s: float = 0.01
+    marker: str = SCAN_MARKER
+    learn: bool = False
+    http: int | None = None
+    host: str = "127.0.0.1"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WatchService:
+    """The warm service: :meth:`start` (load, warm, print ``ready``), :meth:`run` (until a
+    signal or :meth:`stop`), then everything is closed. ``echo`` prints progress lines."""
+
+    def __init__(self, cfg: WatchConfig, echo: Callable[[str], None] | None = None):
+        self.cfg = cfg
+        self.echo = echo or (lambda s: print(s, flush=True))
+        self.stopping = threading.Event()
+        self.signals = 0
+        self.predictor = None
+        self.model_version = ""
+        self._models_stamp = None
+        self.learner = None
+        self.page = None
+        self.extras: _Extras | None = None
+        self.events: EventLog | None = None
+        self.inbox = Inbox(cfg.inbox, cfg.marker)
+        self.queue: list[Arrival] = []
+        self._extras_info: dict[str, str] = {}
+        self._old_handlers: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _load_predictor(self, path) -> None:
+        from ..predict import DEFAULT_AVERAGE_ABOVE, DEFAULT_SYMMETRIES, Predictor
+
+        c = self.cfg
+        p = Predictor(path, device=c.device, batch_size=c.batch_size,
+                      symmetries=DEFAULT_SYMMETRIES if c.symmetries is None else c.symmetries,
+                      compile=c.compile,
+                      average_above=DEFAULT_AVERAGE_ABOVE if c.average_above is None else c.average_above)
+        self.predictor = p
+        self.model_version = str(p.meta.get("version", ""))
+
+    def _warm(self) -> float:
+        """The whole path once on a synthetic crystal: oneDNN, FFTW, numba, the writer."""
+        import tempfile
+
+        from ..io import patterns  # noqa: F401
+        from ..physics.forward import far_field
+        from ..predict import refine_prediction
+
+        t0 = time.perf_counter()
+        n = self.predictor.size
+        z, y, x = np.mgrid[:n, :n, :n] - n // 2
+        r = np.sqrt(z ** 2 + 1.3 * y ** 2 + 0.8 * x ** 2)
+        obj = (r < n / 8).astype(np.complex64) * np.exp(0.5j * np.sin(z / 5.0)).astype(np.complex64)
+        I = np.abs(far_field(obj)) ** 2
+        mag = np.sqrt(I * (1e6 / I.sum())).astype(np.float32)
+        p = self.predictor
+        saved = p.average_above
+        try:
+            p.average_above = 0.0  # every copy of the symmetry path too
+            pred = p.predict(mag[None])[0]
+            p.average_above = saved
+            p.predict(mag[None])
+        finally:
+            p.average_above = saved
+        if self.cfg.refine > 0:
+            pred = refine_prediction(pred, mag, None, self.cfg.refine, self.cfg.refinement, **self._engine())
+        with tempfile.TemporaryDirectory() as d:
+            from ..outputs import write_result
+
+            write_result(Path(d) / f"warm.{self.cfg.fmt}", pred.object, pred.support, {"chi2": pred.chi2},
+                         intensity=mag ** 2, plot=False)
+        if self.cfg.fmt == "cxi" or any(self.cfg.inbox.glob("*.h5")) or any(self.cfg.inbox.glob("*.cxi")):
+            import h5py  # noqa: F401
+            import hdf5plugin  # noqa: F401
+        return time.perf_counter() - t0
+
+    def _engine(self) -> dict[str, Any]:
+        """The refinement's engine: the GPU's torch engine when the network runs on CUDA."""
+        if self.predictor is not None and self.predictor.device.type == "cuda":
+            return {"engine": "torch", "device": str(self.predictor.device)}
+        return {}
+
+    def start(self) -> None:
+        c = self.cfg
+        t0 = time.perf_counter()
+        if threading.current_thread() is threading.main_thread():  # a signal during start-up ends run() at once
+            self._old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        c.out.mkdir(parents=True, exist_ok=True)
+        self._clean_parts()
+        self.extras = _Extras() if c.plot or c.fmt == "cxi" else None
+        self._load_predictor(c.model)
+        if c.learn:
+            self._start_learner()
+        else:
+            self._check_models_file(initial=True)
+        warm = self._warm()
+        if self.extras is not None:
+            self.extras.wait_ready()
+        self.events = EventLog(c.out / "events.jsonl")
+        if c.http is not None:
+            self._start_page()
+        # inputs already there: those with a result are done (a restart), the rest queued
+        first = self.inbox.poll()
+        done = [a for a in first if self._target(a).exists()]
+        self.queue = [a for a in first if not self._target(a).exists()]
+        if done:
+            print(f"watch: {len(done)} input(s) in {c.inbox} already have results in {c.out}: skipped",
+                  file=sys.stderr, flush=True)
+        dev = self.predictor.device
+        self.echo(f"ready: watching {c.inbox} -> {c.out} (model {self.model_version}, refine {c.refine}, "
+                  f"format {c.fmt}, device {dev}, {len(self.queue)} queued; warm-up {warm:.2f} s, "
+                  f"start {time.perf_counter() - t0:.2f} s)")
+
+    def _start_page(self) -> None:
+        try:
+            from . import page
+        except ImportError as e:
+            raise InputError(f"--http: the live page is not available ({e})") from None
+        self.page = page.serve(self.cfg.out, self.cfg.http, self.cfg.host)
+        url = getattr(self.page, "url", f"http://{self.cfg.host}:{self.cfg.http}/")
+        print(f"watch: live page at {url}", file=sys.stderr, flush=True)
+
+    def _start_learner(self) -> None:
+        try:
+            from . import learn
+        except ImportError as e:
+            raise InputError(f"--learn: the online learner is not available ({e})") from None
+        self.learner = learn.Learner(self.cfg.out, self.predictor.path, **self.cfg.extra.get("learn", {}))
+        self._maybe_swap()
+
+    # ------------------------------------------------------------------ models
+    def _check_models_file(self, initial: bool = False) -> None:
+        """Swap to the model ``OUT/models/current.json`` names, when it changed."""
+        f = self.cfg.out / "models" / "current.json"
+        try:
+            st = f.stat()
+        except FileNotFoundError:
+            return
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._models_stamp:
+            return
+        self._models_stamp = stamp
+        try:
+            d = json.loads(f.read_text())
+            version = str(d["version"])
+            path = Path(d.get("path") or d.get("checkpoint") or f"{version}.pt")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            self._error(f, "models", f"unreadable model pointer ({e}); keeping model {self.model_version}")
+            return
+        if not path.is_absolute():
+            path = f.parent / path
+        self._swap(version, path)
+
+    def _maybe_swap(self) -> None:
+        if self.learner is not None:
+            version, path = self.learner.current()
+            self._swap(str(version), Path(path))
+        else:
+            self._check_models_file()
+
+    def _swap(self, version: str, path: Path) -> None:
+        if version == self.model_version or (self.predictor is not None and Path(path) == self.predictor.path
+                                             and version == self.predictor.meta.get("version")):
+            self.model_version = version
+            return
+        old = self.model_version
+        try:
+            self._load_predictor(path)
+        except (InputError, OSError, RuntimeError, KeyError, ValueError) as e:
+            self._error(Path(path), "models", f"cannot load model {version} ({e}); keeping model {old}")
+            return
+        self.model_version = version
+        print(f"watch: model {old} -> {version} ({path})", file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------------ the loop
+    def stop(self, *_: Any) -> None:
+        self.signals += 1
+        self.stopping.set()
+
+    def run(self) -> int:
+        try:
+            while not self.stopping.is_set():
+                if not self.queue:
+                    self.queue = self.inbox.poll()
+                if self.queue:
+                    batch, self.queue = self.queue[:self.cfg.batch_size], self.queue[self.cfg.batch_size:]
+                    self._process(batch)
+                    self.queue += self.inbox.poll()
+                else:
+                    self._collect_extras()
+                    self.stopping.wait(self.cfg.poll_s)
+        finally:
+            self._close()
+            for s, h in self._old_handlers.items():
+                signal.signal(s, h)
+        return 0
+
+    def _close(self) -> None:
+        if self.extras is not None:
+            pending = self.extras.pending
+            if pending:
+                print(f"watch: finishing the pictures of {pending} result(s) (signal again to abandon)",
+                      file=sys.stderr, flush=True)
+            for msg in self.extras.close(abandon=lambda: self.signals > 1):
+                self._extras_event(msg)
+            self.extras = None
+        self._clean_parts()
+        if self.page is not None:
+            self.page.stop()
+        if self.learner is not None and hasattr(self.learner, "close"):
+            self.learner.close()
+        if self.events is not None:
+            self.events.close()
+        print(f"watch: stopped ({len(self.queue)} queued input(s) left for the next start)", file=sys.stderr,
+              flush=True)
+
+    def _clean_parts(self) -> None:
+        """Hidden temporaries (``.NAME.part-PID…``) left in OUT by a killed writer."""
+        for d in (self.cfg.out, self.cfg.out / "prepped"):
+            if d.is_dir():
+                for p in d.iterdir():
+                    if p.name.startswith(".") and ".part-" in p.name and p.is_file():
+                        p.unlink(missing_ok=True)
+
+    def _collect_extras(self) -> None:
+        if self.extras is not None:
+            for msg in self.extras.collect():
+                self._extras_event(msg)
+
+    def _extras_event(self, msg: tuple) -> None:
+        kind, out, info, _ = msg
+        if kind == "error":
+            self._error(Path(self._extras_info.pop(out, out)), "pictures", f"{out}: {info}")
+        elif kind == "done":
+            self._extras_info.pop(out, None)
+
+    # ------------------------------------------------------------------ one batch
+    def _target(self, a: Arrival) -> Path:
+        stem = a.path.name if a.kind == "scan" else a.path.stem
+        return self.cfg.out / f"{stem}.{self.cfg.fmt}"
+
+    def _error(self, path: Path, stage: str, message: str) -> None:
+        print(f"watch: error: {message}", file=sys.stderr, flush=True)
+        if self.events is not None:
+            self.events.write({"event": "error", "input": str(path), "stage": stage, "error": message})
+
+    def _load(self, a: Arrival) -> tuple[Any, dict[str, float]]:
+        """The pattern of one arrival (a scan through prep first) and the stage times."""
+        from ..io.patterns import load_pattern
+
+        stages: dict[str, float] = {}
+        src = a.path
+        if a.kind == "scan":
+            t0 = time.perf_counter()
+            src = self._prep(a.path)
+            stages["prep"] = time.perf_counter() - t0
+        elif a.path.suffix.lower() not in PATTERN_SUFFIXES:
+            raise InputError(f"{a.path}: not a pattern file (expected {' '.join(PATTERN_SUFFIXES)}, "
+                             f"or a scan directory with a {self.cfg.marker} marker)")
+        t0 = time.perf_counter()
+        pat = load_pattern(src, kind="intensity" if a.kind == "scan" else self.cfg.input_kind,
+                           dataset=None if a.kind == "scan" else self.cfg.dataset,
+                           allow_invalid=self.cfg.mask_invalid)
+        n = self.predictor.size
+        if pat.magnitude.shape != (n,) * 3:
+            raise InputError(f"{a.path}: the network takes {n}³ patterns, got {pat.magnitude.shape}")
+        stages["load"] = time.perf_counter() - t0
+        return pat, stages
+
+    def _prep(self, scan: Path) -> Path:
+        """A raw scan directory → ``OUT/prepped/<name>.cxi`` (:mod:`autophase.experimental.prep`)."""
+        from ..experimental.prep import PrepConfig, prepare
+        from ..io.cxi import write_pattern_cxi
+        from ..io.raw34idc import read_raw
+
+        raw = read_raw(scan)
+        res = prepare(raw, PrepConfig(size=self.predictor.size))
+        out = self.cfg.out / "prepped" / f"{scan.name}.cxi"
+        out.parent.mkdir(exist_ok=True)
+        meta = dict(res.metadata, command=f"autophase watch (prep of {scan})")
+        return write_pattern_cxi(out, res.intensity, res.mask_bits, metadata=meta)
+
+    def _process(self, batch: list[Arrival]) -> None:
+        from ..predict import refine_prediction
+
+        self._maybe_swap()
+        ready = []
+        for a in batch:
+            target = self._target(a)
+            if target.exists():
+                self._error(a.path, "output", f"{target} exists already (an input with the same name was done); "
+                                              "rename the input to process it")
+                continue
+            try:
+                pat, stages = self._load(a)
+            except InputError as e:
+                self._error(a.path, "load", str(e))
+                continue
+            except Exception as e:  # noqa: BLE001 - a bad input must not end the service
+                self._error(a.path, "load", f"{a.path}: {type(e).__name__}: {e}")
+                continue
+            ready.append((a, pat, stages, target))
+        if not ready:
+            return
+        p = self.predictor
+        t0 = time.perf_counter()
+        try:
+            preds = p.predict(np.stack([r[1].magnitude for r in ready]), [r[1].measured for r in ready],
+                              [str(r[0].path) for r in ready])
+        except Exception as e:  # noqa: BLE001
+            for a, *_ in ready:
+                self._error(a.path, "network", f"{a.path}: {type(e).__name__}: {e}")
+            return
+        t_nn = (time.perf_counter() - t0) / len(ready)
+        for k, (a, pat, stages, target) in enumerate(ready):
+            if k > 0 and self.stopping.is_set():  # the rest of the batch waits for the next start
+                self.queue = [r[0] for r in ready[k:]] + self.queue
+                return
+            stages["wait"] = max(0.0, t0 - a.detected)  # seen by the poll → its batch starts
+            stages["nn"] = t_nn
+            pred = preds[k]
+            try:
+                if self.cfg.refine > 0:
+                    t1 = time.perf_counter()
+                    pred = refine_prediction(pred, pat.magnitude, pat.measured, self.cfg.refine,
+                                             self.cfg.refinement, **self._engine())
+                    stages["refine"] = time.perf_counter() - t1
+                t1 = time.perf_counter()
+                job = self._write(pred, pat, target)
+                stages["write"] = time.perf_counter() - t1
+            except Exception as e:  # noqa: BLE001
+                self._error(a.path, "refine/write", f"{a.path}: {type(e).__name__}: {e}")
+                continue
+            latency = time.time() - a.arrival
+            if self.extras is not None and (job.get("plot") or "postprocessed" in job):
+                self._extras_info[str(target)] = str(a.path)
+                self.extras.submit(job)
+            self.events.write({
+                "event": "result", "input": str(a.path), "output": str(target), "kind": a.kind,
+                "model_version": self.model_version, "model_path": str(p.path),
+                "chi2": _finite(pred.chi2), "llk_free": _finite(pred.llk_free), "latency_s": latency,
+                "arrival": a.arrival, "stages": {k2: round(v, 6) for k2, v in stages.items()},
+                "refine": self.cfg.refine, "symmetries": pred.symmetries, "batch": len(ready),
+                "device": str(p.device)})
+            self.echo(f"{a.path.name} -> {target.name}: chi2 {pred.chi2:.5g}  LLK_free {pred.llk_free:.4g}  "
+                      f"latency {latency:.3f} s  (model {self.model_version})")
+            if self.learner is not None:
+                try:
+                    self.learner.submit(pat.magnitude, pat.measured, target.stem)
+                except Exception as e:  # noqa: BLE001 - learning must not stop imaging
+                    self._error(a.path, "learn", f"{type(e).__name__}: {e}")
+
+    def _write(self, pred, pat, target: Path) -> dict[str, Any]:
+        """The result file now (atomically); the job for the extras process back."""
+        from ..outputs import write_result
+
+        d = pred.to_npz_dict()
+        scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()
+                   if k not in ("object", "support", "chi2_history")}
+        scalars["model_version"] = self.model_version
+        how = f"NN + {pred.refine_iterations} ER" if pred.refine_iterations else "NN alone"
+        _, job = write_result(target, pred.object, pred.support, {"program": "autophase watch", **scalars},
+                              history=pred.history or None, arrays={"chi2_history": d["chi2_history"]},
+                              input_path=pat.source, intensity=pat.intensity if self.cfg.fmt == "cxi" else None,
+                              unmeasured=~pat.measured if self.cfg.fmt == "cxi" else None, plot=self.cfg.plot,
+                              title=f"{Path(pat.source).name}: {how} (model {self.model_version}), "
+                                    f"χ² {pred.chi2:.4g}, LLK_free {pred.llk_free:.4g}")
+        return job

@@ -1,0 +1,196 @@
+"""`autophase watch`: a real service process over a real INBOX (tiny network, CPU).
+
+One service run checks arrivals by rename, a corrupt and a wrong-shaped file between good
+ones (error events naming them, the next good file still done), that every result file is
+complete whenever its name exists, and SIGTERM (exit 0, no temporaries); a second run over
+the same folders checks that a restart skips the inputs already done.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autophase.live.service import Inbox, is_temp_name
+from autophase.physics.forward import far_field
+
+ROOT = Path(__file__).resolve().parents[1]
+START_TIMEOUT = 240  # a shared 2-core machine can take long to import torch
+
+
+def _pattern(seed: int, n: int = 64) -> np.ndarray:
+    """Counts of a random blob's far field, float32 (n, n, n)."""
+    rng = np.random.default_rng(seed)
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    r = np.sqrt(z ** 2 + y ** 2 + x ** 2)
+    obj = (r < 6 + rng.uniform(0, 4)) * np.exp(1j * rng.normal(0, 0.3) * z / 4)
+    I = np.abs(far_field(obj.astype(np.complex64))) ** 2
+    return rng.poisson(I * 1e6 / I.sum()).astype(np.float32)
+
+
+def _drop(inbox: Path, name: str, write) -> None:
+    """Write under a temporary name in INBOX, then rename into place (how writers deliver)."""
+    tmp = inbox / f".{name}.tmp"
+    write(tmp)
+    os.replace(tmp, inbox / name)
+
+
+def _save_npy(arr):
+    def w(p):
+        with open(p, "wb") as f:
+            np.save(f, arr)
+    return w
+
+
+class Service:
+    def __init__(self, inbox: Path, out: Path, model: Path):
+        cmd = [sys.executable, "-m", "autophase.cli", "watch", str(inbox), "-o", str(out), "--model", str(model),
+               "--format", "npz", "--no-plot", "--refine", "3", "--symmetries", "1", "--poll-ms", "5"]
+        env = dict(os.environ, AUTOPHASE_FFTW_THREADS="1")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_ready(self):
+        t_end = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < t_end:
+            if any(line.startswith("ready") for line in self.lines):
+                return
+            if self.proc.poll() is not None:
+                pytest.fail(f"watch exited {self.proc.returncode}: {self.proc.stderr.read()}")
+            time.sleep(0.05)
+        self.proc.kill()
+        pytest.fail("watch did not print ready")
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(120)
+        self._t.join(5)
+        return rc, self.proc.stderr.read()
+
+
+def _wait_for(path: Path, timeout: float = 120) -> None:
+    t_end = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < t_end, f"{path} did not appear"
+        time.sleep(0.01)
+
+
+def _events(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def _no_temporaries(out: Path) -> list[str]:
+    return [p.name for p in out.iterdir() if p.name.startswith(".") or ".part" in p.name or ".tmp" in p.name]
+
+
+def test_temp_names_and_arrival_order(tmp_path):
+    assert is_temp_name(".a.npy.tmp") and is_temp_name("a.npy.part") and is_temp_name("a.tmp.npy")
+    assert is_temp_name(".a.npy.part-123.npy") and is_temp_name("a.npy~")
+    assert not is_temp_name("scan_0007.npy") and not is_temp_name("a.h5")
+    inbox = Inbox(tmp_path)
+    for name in ("b.npy", "a.npy"):  # b renamed in first
+        (tmp_path / ".x").write_bytes(b"1")
+        os.replace(tmp_path / ".x", tmp_path / name)
+        time.sleep(0.02)
+    (tmp_path / "scan1").mkdir()
+    (tmp_path / "partial.npy.part").write_bytes(b"")
+    assert [a.path.name for a in inbox.poll()] == ["b.npy", "a.npy"]  # the scan has no marker yet
+    (tmp_path / "scan1" / "SCAN_COMPLETE").write_text("")
+    assert [(a.path.name, a.kind) for a in inbox.poll()] == [("scan1", "scan")]
+    assert inbox.poll() == []
+
+
+def test_watch_service(tmp_path, model_path):
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    svc = Service(inbox, out, model_path)
+    svc.wait_ready()
+
+    # a reader that opens every result the moment its name appears: it must always be whole
+    torn, seen, watching = [], set(), threading.Event()
+
+    def reader():
+        while not watching.is_set():
+            for p in out.glob("*.npz"):
+                if not p.name.startswith(".") and p.name not in seen:  # hidden: a temporary being written
+                    try:
+                        with np.load(p) as z:
+                            assert z["object"].shape == (64, 64, 64)
+                            float(z["chi2"])
+                    except Exception as e:  # noqa: BLE001
+                        torn.append(f"{p.name}: {e}")
+                    seen.add(p.name)
+            time.sleep(0.001)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    _drop(inbox, "a.npy", _save_npy(_pattern(1)))
+    _wait_for(out / "a.npz")
+    _drop(inbox, "broken.npy", lambda p: p.write_bytes(b"\x93NUMPY garbage, not an array"))
+    _drop(inbox, "small.npy", _save_npy(_pattern(2, n=32)))
+    _drop(inbox, "b.npy", _save_npy(_pattern(3)))
+    _wait_for(out / "b.npz")
+    watching.set()
+    t.join(5)
+    rc, err = svc.stop()
+    assert rc == 0, err
+    assert "stopped" in err
+    assert not torn, torn
+    ev = _events(out)
+    kinds = [(Path(e["input"]).name, e["event"]) for e in ev]
+    assert kinds.count(("a.npy", "result")) == 1 and kinds.count(("b.npy", "result")) == 1
+    errors = {Path(e["input"]).name: e["error"] for e in ev if e["event"] == "error"}
+    assert set(errors) == {"broken.npy", "small.npy"}
+    assert "broken.npy" in errors["broken.npy"] and "32" in errors["small.npy"]
+    res = [e for e in ev if e["event"] == "result"]
+    for e in res:
+        assert e["model_version"] and e["latency_s"] > 0 and np.isfinite(e["chi2"])
+        assert {"load", "nn", "refine", "write"} <= set(e["stages"])
+    assert not (out / "broken.npz").exists() and not (out / "small.npz").exists()
+    assert _no_temporaries(out) == []
+    with np.load(out / "b.npz") as z:
+        assert str(z["model_version"]) == res[-1]["model_version"] and int(z["refine_iterations"]) == 3
+
+    # restart: a and b are done, c is new; a file renamed in just before SIGTERM is done or left whole
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.npz")}
+    _drop(inbox, "c.npy", _save_npy(_pattern(4)))
+    svc = Service(inbox, out, model_path)
+    svc.wait_ready()
+    _wait_for(out / "c.npz")
+    _drop(inbox, "d.npy", _save_npy(_pattern(5)))
+    time.sleep(0.05)
+    rc, err = svc.stop()
+    assert rc == 0, err
+    assert "already have results" in err
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.npz") if p.name in mtimes} == mtimes
+    new = [Path(e["input"]).name for e in _events(out)[len(ev):] if e["event"] == "result"]
+    assert new[0] == "c.npy" and set(new) <= {"c.npy", "d.npy"}
+    if (out / "d.npz").exists():
+        with np.load(out / "d.npz") as z:
+            assert z["object"].shape == (64, 64, 64)
+    assert _no_temporaries(out) == []
+
+
+def test_bad_options_write_nothing(tmp_path, model_path):
+    from autophase.cli import main
+
+    out = tmp_path / "out"
+    assert main(["watch", str(tmp_path / "nope"), "-o", str(out), "--model", str(model_path)]) == 2
+    (tmp_path / "in").mkdir()
+    assert main(["watch", str(tmp_path / "in"), "-o", str(out), "--model", str(model_path), "--refine", "-1"]) == 2
+    assert main(["watch", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "o"), "--model", str(model_path)]) == 2
+    assert not out.exists() and not (tmp_path / "in" / "o").exists()
