@@ -41,7 +41,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["FinetuneConfig", "split_photons", "assess", "finetune"]
+__all__ = ["FinetuneConfig", "split_photons", "train_config", "assess", "finetune"]
 
 
 @dataclass
@@ -86,6 +86,19 @@ def split_photons(counts: np.ndarray, seed: int = 0, fraction: float = 0.5) -> t
     n = np.rint(c).astype(np.int64)
     a = np.random.default_rng([seed, 0x5717]).binomial(n, fraction)
     return a.astype(np.float32), (n - a).astype(np.float32)
+
+
+def train_config(cfg: FinetuneConfig, checkpoint: dict[str, Any]):
+    """The :class:`~autophase.train.trainer.TrainConfig` that fine-tunes ``checkpoint``'s
+    weights with ``cfg``: Adam at ``cfg.lr`` from the first step (no warm-up, no
+    scheduler), BatchNorm frozen as ``cfg.freeze_bn`` says, and the support threshold fixed
+    at the checkpoint's final one (``threshold_end``; 0.1 when it does not say)."""
+    from ..train.trainer import TrainConfig
+
+    thr = float((checkpoint.get("train") or {}).get("threshold_end", 0.1))
+    return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=0,
+                       threshold_start=thr, threshold_end=thr, threshold_steps=1, scheduler="none",
+                       freeze_bn=cfg.freeze_bn, seed=cfg.seed, bn_recalibrate=0)
 
 
 def assess(model: str | Path, magnitude: np.ndarray, measured: np.ndarray, refine: int, source: str = ""):
@@ -150,7 +163,7 @@ def finetune(train_inputs: Sequence[str], out: str | Path, *, holdout: str | Non
     from ..model.network import NetworkConfig
     from ..predict import resolve_model, write_prediction
     from ..train.data import PatternFiles
-    from ..train.trainer import TrainConfig, Trainer
+    from ..train.trainer import Trainer
     from .augment import augment_patterns, write_augmented_cxi
 
     cfg = config or FinetuneConfig()
@@ -202,11 +215,7 @@ def finetune(train_inputs: Sequence[str], out: str | Path, *, holdout: str | Non
     log(f"finetune: before: NN χ² {before['nn']['chi2']:.5g}"
         + (f", NN + {cfg.refine} ER χ² {before['refine']['chi2']:.5g}" if cfg.refine else ""))
 
-    train_cfg_kept = ck.get("train") or {}
-    thr = float(train_cfg_kept.get("threshold_end", 0.1))
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=0,
-                       threshold_start=thr, threshold_end=thr, threshold_steps=1, scheduler="none",
-                       freeze_bn=cfg.freeze_bn, seed=cfg.seed, bn_recalibrate=0)
+    tcfg = train_config(cfg, ck)
     t0 = time.perf_counter()
     trainer = Trainer(network, tcfg, PatternFiles([str(p) for p in aug_paths]), out / "train", init=model_path,
                       progress=progress, extra_meta={"command": "autophase finetune", "finetuned_from": str(model_path)})
