@@ -1,7 +1,9 @@
 """Figures of merit: χ², LLK, free mask, and alignment-invariant truth comparisons."""
 import numpy as np
 import pytest
+import scipy.fft as sfft
 import torch
+from scipy import ndimage
 
 from autophase.physics import (chi2, compare_to_truth, complex_error, free_mask, magnitude, pad_object,
                                phase_error, poisson_llk)
@@ -93,3 +95,66 @@ def test_errors_grow_with_damage(crystal):
     assert 0.2 < e1["phase_error_rad"] < 0.4
     assert e2["phase_error_rad"] > e1["phase_error_rad"] * 0.5
     assert e1["complex_error"] > 0.01
+
+
+@pytest.fixture(scope="module")
+def strained():
+    """A faceted crystal with a 3-rad strain phase, centred in 64³ (the evaluation's size)."""
+    return pad_object(faceted_crystal(32, phase_range=3.0, seed=7)).astype(np.complex128)
+
+
+def _fourier_shift(a, shift):
+    # scipy's own shift theorem (not the code under test)
+    return sfft.ifftn(ndimage.fourier_shift(sfft.fftn(a), shift))
+
+
+def _err(aligned, t):
+    return float(np.linalg.norm(aligned - t) ** 2 / np.linalg.norm(t) ** 2)
+
+
+def test_subvoxel_alignment_fractional_shift_twin_phase(strained):
+    rho = strained
+    shift = (0.5, 0.25, 1.37)
+    est = 0.7 * np.exp(-2.3j) * np.conj(_fourier_shift(rho, shift)[::-1, ::-1, ::-1])
+    m = compare_to_truth(est, rho)
+    assert m["twin"]
+    assert m["complex_error"] < 1e-3
+    assert m["phase_error_rad"] < 0.01
+    whole = align_to(est, rho, upsample=1)  # the alignment before issue 14
+    assert np.allclose(whole.shift, np.round(whole.shift))
+    e_whole = _err(whole.aligned, rho)
+    assert e_whole > 1e-2 > 10 * m["complex_error"]
+    w = np.abs(rho)
+    sel = w > 0.5 * w.max()
+    d = np.angle(whole.aligned[sel] * np.conj(rho[sel]))
+    assert np.sqrt(np.sum(w[sel] * d * d) / np.sum(w[sel])) > 2 * m["phase_error_rad"]
+    # the working precision of the prediction path gives the same answer
+    al32 = align_to(est.astype(np.complex64), rho.astype(np.complex64), dtype=np.complex64)
+    assert al32.aligned.dtype == np.complex64 and al32.twin
+    assert _err(al32.aligned.astype(np.complex128), rho) < 1e-3
+
+
+def test_subvoxel_shift_matches_skimage(strained):
+    skr = pytest.importorskip("skimage.registration")
+    moved = _fourier_shift(strained, (-0.75, 2.3, 0.4))
+    ours = align_to(moved, strained, upsample=16)
+    assert not ours.twin
+    ref, _, _ = skr.phase_cross_correlation(strained, moved, upsample_factor=16, normalization=None)
+    np.testing.assert_allclose(ours.shift, ref, atol=1 / 16 + 1e-9)
+    np.testing.assert_allclose(ours.shift, (0.75, -2.3, -0.4), atol=1 / 32 + 1e-9)
+
+
+def test_alignment_cannot_make_a_different_object_good(strained):
+    other = pad_object(faceted_crystal(32, phase_range=3.0, seed=8))
+    m = compare_to_truth(other, strained)
+    assert m["complex_error"] > 0.3
+    assert m["phase_error_rad"] > 0.3
+    noise = np.random.default_rng(1).normal(size=strained.shape) * (np.abs(strained) > 0)
+    assert compare_to_truth(noise.astype(np.complex128), strained)["complex_error"] > 0.5
+
+
+def test_alignment_rejects_bad_input(strained):
+    with pytest.raises(ValueError, match="upsample"):
+        align_to(strained, strained, upsample=0)
+    with pytest.raises(ValueError, match="shape"):
+        align_to(strained[:-1], strained)
