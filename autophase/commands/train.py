@@ -6,6 +6,11 @@ Examples::
     mpiexec -n 2 autophase train --engine ddp --data runs/sim --out runs/train
     horovodrun -np 2 autophase train --engine horovod --data runs/sim --out runs/train
     autophase train --data runs/sim --out runs/train --epochs 40 --resume      # continue
+
+``--resume`` continues the checkpoint's run: its network and recipe, except ``--epochs``,
+``--time-limit`` and ``--workers``; any other option given with a value that differs from
+the checkpoint's is named on one line as ignored. SIGTERM (a walltime warning, scancel)
+writes a checkpoint at the next step and exits with status 75 (``EXIT_TERMINATED``).
     autophase train --data scan*.cxi --repeat 320 --init autophase/models/default.pt \\
         --lr 1e-6 --freeze-bn --out runs/finetune                           # fine-tune
     autophase train --data synthetic:800 --out /tmp/t --epochs 2 --steps-per-epoch 5  # debug
@@ -70,6 +75,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+#: option dest → (network or train, field(s) of NetworkConfig / TrainConfig) that --resume keeps
+_KEPT_ON_RESUME = {
+    "width": ("network", "width"), "depth": ("network", "depth"), "input_norm": ("network", "input_norm"),
+    "batch_size": ("train", "batch_size"), "lr": ("train", "lr"), "loss": ("train", "loss"),
+    "centre_weight": ("train", "centre_weight"),
+    "threshold": ("train", ("threshold_start", "threshold_end", "threshold_steps")),
+    "warmup": ("train", "warmup_steps"), "clip": ("train", "clip"), "scheduler": ("train", "scheduler"),
+    "patience": ("train", "plateau_patience"), "val_fraction": ("train", "val_fraction"),
+    "steps_per_epoch": ("train", "steps_per_epoch"), "max_samples": ("train", "max_samples"),
+    "max_val": ("train", "max_val"), "no_augment": ("train", "augment"), "thin": ("train", "thin"),
+    "freeze_bn": ("train", "freeze_bn"), "bn_recalibrate": ("train", "bn_recalibrate"), "seed": ("train", "seed"),
+    "no_amp": ("train", "amp"),
+}
+
+
+def ignored_on_resume(args: argparse.Namespace, network, config) -> list[str]:
+    """The options given (not at their default) whose value differs from what the resumed
+    checkpoint keeps (``network``: its NetworkConfig, ``config``: its TrainConfig), as
+    ``"--lr 0.002 (checkpoint: 0.001)"`` strings."""
+    p = argparse.ArgumentParser(add_help=False)
+    add_arguments(p)
+    defaults = {a.dest: a.default for a in p._actions}
+    flags = {a.dest: a.option_strings[0] for a in p._actions if a.option_strings}
+    out = []
+    for dest, (which, fields) in _KEPT_ON_RESUME.items():
+        given = getattr(args, dest, None)
+        if given == defaults.get(dest):
+            continue
+        obj = network if which == "network" else config
+        if isinstance(fields, tuple):
+            kept, asked = tuple(getattr(obj, f) for f in fields), tuple(given)
+            show = lambda v: ":".join(f"{x:g}" for x in v)  # noqa: E731
+        else:
+            kept = getattr(obj, fields)
+            asked = (not given) if dest.startswith("no_") else given
+            show = (lambda v, f=fields: f"{f}={v}") if isinstance(kept, bool) else str
+        if asked != kept:
+            out.append(f"{flags[dest]}" + ("" if isinstance(given, bool) else f" {show(asked)}")
+                       + f" (checkpoint: {show(kept)})")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
@@ -79,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from ..mpi_world import check_world
     from ..model.network import NetworkConfig
     from ..train.data import open_dataset
-    from ..train.trainer import TrainConfig, Trainer
+    from ..train.trainer import EXIT_TERMINATED, Terminated, TrainConfig, Trainer
 
     check_world("train")  # before any file: COMM_WORLD.size == the ranks asked for
     out = Path(args.out)
@@ -117,7 +164,15 @@ def run(args: argparse.Namespace) -> int:
                               extra_meta={"command": " ".join(["autophase"] + sys.argv[1:])})
         except ValueError as e:
             raise InputError(f"train: {e}") from None
-        hist = trainer.fit()
+        if resume:
+            ignored = ignored_on_resume(args, trainer.net_cfg, trainer.cfg)
+            if ignored and engine.is_root:
+                print(f"train: --resume continues the checkpoint's run; ignoring {', '.join(ignored)}",
+                      file=sys.stderr, flush=True)
+        try:
+            hist = trainer.fit()
+        except Terminated:
+            return EXIT_TERMINATED
         if engine.is_root and hist:
             last = hist[-1]
             print(f"train: done, epoch {last['epoch']}: val {last['val_loss']:.4g} (best trivial "

@@ -25,6 +25,17 @@ best validation loss); ``metrics.csv`` rewritten from the history kept in the ch
 
 ``resume`` continues from a checkpoint with its epoch count, step, learning rate,
 optimiser, scheduler and augmentation RNG; ``init`` takes only the weights (fine-tuning).
+
+**SIGTERM** (Slurm and PBS send it before a walltime kill, ``scancel`` and ``qdel`` too):
+the handler only sets a flag; at the next step boundary the ranks agree (an all-reduce of
+the flag, so one signalled rank stops them all at the same step), rank 0 writes
+``checkpoint.pt`` *inside the epoch* — model, optimiser, scheduler, step, and the epoch's
+position: steps done, every rank's augmentation RNG state and its losses so far — and
+:meth:`Trainer.fit` raises :class:`Terminated` (the CLI exits with :data:`EXIT_TERMINATED`).
+``resume`` from it skips the batches already done and continues with the same draws, so
+the resumed run takes the same steps as one never interrupted. Data-loader workers ignore
+SIGTERM (the main process stops them), so a signal sent to the whole process group does
+not turn into a "worker killed" error.
 The trainer never reads ground truth: datasets yield magnitudes only.
 """
 from __future__ import annotations
@@ -35,6 +46,7 @@ import io
 import json
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -52,7 +64,45 @@ from .data import RankShardSampler, augment_batch, describe, rank_shard, split_i
 from .loss import LOSSES, centre_offset, centre_penalty, physics_loss, ramp
 from .trivial import TRIVIAL_ANSWERS, TrivialAnswers
 
-__all__ = ["TrainConfig", "Trainer", "prediction_spread"]
+__all__ = ["TrainConfig", "Trainer", "prediction_spread", "Terminated", "EXIT_TERMINATED"]
+
+#: Exit status of ``autophase train`` stopped by SIGTERM after writing its checkpoint
+#: (sysexits' EX_TEMPFAIL: try again — with ``--resume``).
+EXIT_TERMINATED = 75
+#: Test hook: after global step K, ``K`` sends SIGTERM to this process, ``K@R`` only on rank R,
+#: ``K@group`` to this process's whole process group (as scancel does: loader workers too).
+TERM_HOOK_ENV = "AUTOPHASE_TEST_TERM_AFTER_STEP"
+
+
+class Terminated(Exception):
+    """Training stopped on SIGTERM; ``checkpoint`` holds the state to resume from."""
+
+    def __init__(self, step: int, checkpoint: Path | None):
+        super().__init__(f"stopped by SIGTERM at step {step}; resume with --resume")
+        self.step, self.checkpoint = step, checkpoint
+
+
+def _ignore_sigterm(_worker_id: int) -> None:
+    """DataLoader worker_init_fn: leave SIGTERM to the main process (it stops the workers)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _term_hook(rank: int) -> tuple[int, bool] | None:
+    """(step, whole process group) from :data:`TERM_HOOK_ENV`, None when unset or another rank's."""
+    v = os.environ.get(TERM_HOOK_ENV)
+    if not v:
+        return None
+    step, _, who = v.partition("@")
+    if who and who != "group" and int(who) != rank:
+        return None
+    return int(step), who == "group"
+
+
+def _send_sigterm(group: bool) -> None:
+    if group:
+        os.killpg(os.getpgid(0), signal.SIGTERM)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @dataclass
@@ -170,7 +220,8 @@ class Trainer:
         if ck is not None:
             network = NetworkConfig.from_dict(ck["network"])
             kept = TrainConfig.from_dict(ck["train"])
-            kept.epochs, kept.time_limit_min = config.epochs, config.time_limit_min
+            # what may change on resume: how long to go on, and how many loader processes
+            kept.epochs, kept.time_limit_min, kept.workers = config.epochs, config.time_limit_min, config.workers
             config = kept
         self.net_cfg, self.cfg = network, config
         cfg = config
@@ -192,7 +243,9 @@ class Trainer:
                              f"on each of {eng.world} rank(s)")
         self.steps_per_epoch = self.sampler.steps if cfg.steps_per_epoch is None else min(
             self.sampler.steps, cfg.steps_per_epoch)
-        kw = dict(num_workers=cfg.workers, pin_memory=self.cuda, persistent_workers=cfg.workers > 0)
+        kw = dict(num_workers=cfg.workers, pin_memory=self.cuda, persistent_workers=cfg.workers > 0,
+                  worker_init_fn=_ignore_sigterm if cfg.workers > 0 else None)
+        self._loader_kw = kw
         self.train_loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=self.sampler, drop_last=True, **kw)
         self.my_val = [int(i) for i in rank_shard(self.val_idx, eng.rank, eng.world)]
         self.val_loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=self.my_val, **kw)
@@ -217,6 +270,8 @@ class Trainer:
         self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=cfg.plateau_patience)
                           if cfg.scheduler == "plateau" else None)
         self.epoch, self.step, self.history, self.best = 0, 0, [], math.inf
+        self._partial: dict[str, Any] | None = None
+        self._term = False
         self.aug_gen = torch.Generator().manual_seed(cfg.seed * 1000 + eng.rank)
         if ck is not None:
             opt.load_state_dict(ck["optimizer"])
@@ -225,6 +280,10 @@ class Trainer:
             self.epoch, self.step = int(ck["epoch"]), int(ck["step"])
             self.history = list(ck.get("history", []))
             self.best = float(ck.get("best", math.inf))
+            self._partial = ck.get("partial")  # stopped inside an epoch (SIGTERM)
+            if self._partial is not None and int(self._partial["world"]) != eng.world:
+                raise ValueError(f"{resume}: stopped inside an epoch on {self._partial['world']} rank(s); "
+                                 f"resume it on the same number (here {eng.world}) or from an epoch's end")
         self.model = eng.wrap_model(net)
         self.opt = eng.wrap_optimizer(opt, net)
         eng.broadcast_state(net, self.opt)
@@ -407,17 +466,30 @@ class Trainer:
                   f"{eng.world} rank(s) × batch {cfg.batch_size}, {self.steps_per_epoch} steps/epoch, "
                   f"engine {eng.name}, device {self.device}, epochs {self.epoch}→{cfg.epochs}")
         t_start = time.monotonic()
+        previous_handler = self._catch_sigterm()
+        hook = _term_hook(eng.rank)
         try:
             while self.epoch < cfg.epochs:
                 t0 = time.monotonic()
                 self.sampler.set_epoch(self.epoch)
                 self.aug_gen.manual_seed(cfg.seed * 1000003 + self.epoch * 1009 + eng.rank)
-                bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch + 1}/{cfg.epochs}", leave=False,
+                losses, gnorms = [], []
+                loader, start, t_before = self.train_loader, 0, 0.0
+                part, self._partial = self._partial, None
+                if part is not None:  # resumed inside this epoch: skip the batches done, same draws
+                    start, t_before = int(part["steps_done"]), float(part.get("train_s", 0.0))
+                    self.aug_gen.set_state(part["aug_states"][eng.rank].to(torch.uint8).clone())
+                    losses = [float(v) for v in part["losses"][eng.rank]]
+                    gnorms = [float(v) for v in part["grad_norms"][eng.rank]]
+                    rest = list(self.sampler)[start * cfg.batch_size:]
+                    loader = DataLoader(self.dataset, batch_size=cfg.batch_size, sampler=rest, drop_last=True,
+                                        **{**self._loader_kw, "persistent_workers": False})
+                bar = tqdm(total=self.steps_per_epoch, initial=start, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                           leave=False,
                            # None: tqdm shows the bar only on a terminal (not in batch logs)
                            disable=(None if root else True) if self.progress is None else not (self.progress and root),
                            file=sys.stderr, dynamic_ncols=True)
-                losses, gnorms = [], []
-                for i, x in enumerate(self.train_loader):
+                for i, x in enumerate(loader, start):
                     if i >= self.steps_per_epoch:
                         break
                     if cfg.augment:
@@ -434,8 +506,16 @@ class Trainer:
                     if writer is not None and self.step % 10 == 0:
                         writer.add_scalar("step/train_loss", r["loss"], self.step)
                         writer.add_scalar("step/grad_norm", r["grad_norm"], self.step)
+                    if hook is not None and self.step == hook[0]:
+                        _send_sigterm(hook[1])
+                    if self._stop_agreed():
+                        bar.close()
+                        path = self._save_inside_epoch(i + 1, losses, gnorms, t_before + time.monotonic() - t0)
+                        self._log(f"train: SIGTERM: checkpoint at step {self.step} ({i + 1}/{self.steps_per_epoch} "
+                                  f"of epoch {self.epoch + 1}) in {path}; continue with --resume")
+                        raise Terminated(self.step, path)
                 bar.close()
-                t_train = time.monotonic() - t0
+                t_train = t_before + time.monotonic() - t0
                 tr = eng.all_reduce_sum([sum(losses), len(losses), sum(gnorms)])
                 train_loss = float(tr[0] / max(float(tr[1]), 1))
                 if not math.isfinite(train_loss):
@@ -475,12 +555,58 @@ class Trainer:
                           f"  bn_gap {v['bn_gap']:.3f}  "
                           f"lr {row['lr']:.2g}  {row['samples_per_s']:.2f} samples/s"
                           + ("  *" if improved else ""))
+                if self._stop_agreed():  # the signal came during validation: the checkpoint is written
+                    self._log(f"train: SIGTERM: stopped after epoch {self.epoch}, step {self.step}; "
+                              "continue with --resume")
+                    raise Terminated(self.step, self.out / "checkpoint.pt")
                 if cfg.time_limit_min is not None:
                     stop = eng.broadcast_object((time.monotonic() - t_start) / 60 > cfg.time_limit_min)
                     if stop:
                         self._log(f"train: time limit {cfg.time_limit_min} min reached after epoch {self.epoch}")
                         break
         finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
             if writer is not None:
                 writer.close()
         return self.history
+
+    # ------------------------------------------------------------------ SIGTERM
+    def _catch_sigterm(self):
+        """Install the flag-setting SIGTERM handler; → the previous handler (None: not installed)."""
+        def handler(signum, frame):
+            self._term = True
+
+        try:
+            previous = signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread: signals cannot be caught here
+            return None
+        return signal.SIG_DFL if previous is None else previous
+
+    def _stop_agreed(self) -> bool:
+        """True on every rank when any rank has had SIGTERM (one all-reduce of the flag)."""
+        if self.engine.world == 1:
+            return self._term
+        return float(self.engine.all_reduce_sum([1.0 if self._term else 0.0])[0]) > 0
+
+    def _gather_rows(self, row: torch.Tensor) -> torch.Tensor:
+        """Every rank's 1-D ``row`` (same length everywhere) as a ``(world, n)`` float64 tensor."""
+        eng = self.engine
+        table = torch.zeros(eng.world, row.numel(), dtype=torch.float64)
+        table[eng.rank] = row.double()
+        return eng.all_reduce_sum(table) if eng.world > 1 else table
+
+    def _save_inside_epoch(self, steps_done: int, losses: list[float], gnorms: list[float], train_s: float) -> Path:
+        """Checkpoint with the epoch's position (collective: every rank calls it); → the path."""
+        partial = {
+            "steps_done": steps_done, "world": self.engine.world, "train_s": train_s,
+            # generator states are bytes: exact in float64, back to uint8 here
+            "aug_states": self._gather_rows(self.aug_gen.get_state()).to(torch.uint8),
+            "losses": self._gather_rows(torch.tensor(losses, dtype=torch.float64)),
+            "grad_norms": self._gather_rows(torch.tensor(gnorms, dtype=torch.float64)),
+        }
+        path = self.out / "checkpoint.pt"
+        if self.engine.is_root:
+            save_checkpoint(path, {**self.state(), "partial": partial})
+        self.engine.barrier()  # nobody exits (an MPI launcher may then kill the rest) before it is written
+        return path
