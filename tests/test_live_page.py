@@ -135,7 +135,7 @@ CHROMIUM = find_chromium()
 
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
                     reason="no chromium (scripts/install_chromium.sh); required on CI")
-def test_page_updates_without_reload_in_headless_chromium(results, tmp_path):
+def test_page_updates_without_reload_in_headless_chromium(results, model_path, tmp_path):
     d, preds = results
     out = tmp_path / "out"
     out.mkdir()
@@ -173,6 +173,13 @@ def test_page_updates_without_reload_in_headless_chromium(results, tmp_path):
             rows = tab.evaluate("Array.from(document.querySelectorAll('#history tbody tr'))"
                                 ".map(function(r){return r.cells[2].textContent;})")
             assert rows == ["scan-b.npy", "broken.npy", "scan-a.npy"]   # newest first
+            # the learner's model store appears: the page shows the current model
+            from autophase.live.learn import ModelStore
+
+            v0 = ModelStore(out).start(model_path)
+            assert tab.wait_for(f"document.getElementById('model-current').textContent === '{v0}'", 15)
+            assert tab.evaluate("document.querySelectorAll('#rounds tbody tr.model-start').length") == 1
+            assert tab.evaluate("window.__sameDocument") == 42
             check = collect_problems(tab.events, PageCheck(h.url), local=(h.url,))
             assert check.console_errors == [] and check.exceptions == [] and check.log_errors == []
             assert check.external_requests == []                         # self-contained: no CDN

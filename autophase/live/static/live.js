@@ -205,9 +205,19 @@
     var tb = $("rounds").tBodies[0];
     tb.textContent = "";
     (m.rounds || []).slice().reverse().forEach(function (r) {
+      var cells;
+      if (r.event === "round") {
+        cells = [timeOf(r), r.candidate, fmt(r.score_current), fmt(r.score_candidate), r.decision];
+      } else if (r.event === "rollback") {
+        cells = [timeOf(r), r.from + " → " + r.to, "", "", "rollback"];
+      } else if (r.event === "start") {
+        cells = [timeOf(r), r.version, "", "", "start"];
+      } else {
+        return;                       // a promotion is the round's own row
+      }
       var tr = document.createElement("tr");
-      [timeOf(r), r.candidate || "–", fmt(r.score_current), fmt(r.score_candidate), r.decision || r.event || ""]
-        .forEach(function (c) { var td = document.createElement("td"); td.textContent = c; tr.appendChild(td); });
+      tr.className = "model-" + cells[4];
+      cells.forEach(function (c) { var td = document.createElement("td"); td.textContent = c || "–"; tr.appendChild(td); });
       tb.appendChild(tr);
     });
   }
