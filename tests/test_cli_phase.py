@@ -115,3 +115,69 @@ def test_bad_options(tmp_path, counts, capsys):
     assert run_cli("phase", tmp_path / "c.npy", "-o", tmp_path / "x.txt") == 2
     assert run_cli("phase", tmp_path / "c.npy", "-o", tmp_path / "nodir" / "x.npz") == 2
     assert not any(Path(tmp_path).glob("x.*"))
+
+
+# --------------------------------------------------------------------------- option checks (issue 14)
+
+BAD_OPTIONS = [
+    (["--sw-threshold", "5"], "--sw-threshold 5"),
+    (["--sw-threshold", "0.1,0"], "--sw-threshold 0"),
+    (["--sw-threshold", "0.1,,0.2"], "--sw-threshold"),
+    (["--sw-sigma", "0"], "--sw-sigma 0"),
+    (["--sw-sigma", "50"], "--sw-sigma 50"),
+    (["--sw-sigma", "3:x"], "--sw-sigma 3:x"),
+    (["--beta", "7"], "--beta 7"),
+    (["--beta", "0"], "--beta 0"),
+    (["--shrink-wrap-every", "-3"], "--shrink-wrap-every -3"),
+    (["--starts", "0"], "--starts 0"),
+    (["--starts", "2", "--best-k", "3"], "--best-k 3"),
+    (["--best-k", "0"], "--best-k 0"),
+    (["--seed", "-1"], "--seed -1"),
+    (["--support", "1.5"], "--support 1.5"),
+    (["--schedule", "3*(20*ER+160*RAR)"], "--schedule"),
+    (["--engine", "torch", "--device", "banana"], "--device banana"),
+    (["--device", "cpu"], "--device cpu"),          # a device without the torch engine
+]
+
+
+@pytest.mark.parametrize("opts,named", BAD_OPTIONS, ids=[" ".join(o) for o, _ in BAD_OPTIONS])
+def test_bad_option_values_one_line_nothing_written(tmp_path, counts, capsys, opts, named):
+    np.save(tmp_path / "c.npy", counts)
+    out = tmp_path / "x.npz"
+    assert run_cli("phase", tmp_path / "c.npy", "-o", out, *opts) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autophase phase: error: ") and named in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npy"]
+
+
+@pytest.mark.parametrize("opts,named", [
+    (["--engine", "torch", "--device", "cuda:7"], "--device cuda:7"),
+    (["--sw-threshold", "5"], "--sw-threshold 5"),
+])
+def test_bad_options_subprocess_no_traceback(tmp_path, counts, opts, named):
+    """The whole process: exit 2, one stderr line naming the option, no traceback, no file."""
+    np.save(tmp_path / "c.npy", counts)
+    out = tmp_path / "x.npz"
+    p = subprocess.run([sys.executable, "-m", "autophase.cli", "phase", str(tmp_path / "c.npy"), "-o", str(out),
+                        *opts], capture_output=True, text=True)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and named in lines[0], p.stderr
+    if "cuda:7" in opts:  # CPU machine: no CUDA; a GPU machine has no 8th device here
+        assert "CUDA is not available" in lines[0] or "no such CUDA device" in lines[0]
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["c.npy"]
+
+
+def test_candidates_and_best_k_recorded(tmp_path, counts):
+    np.save(tmp_path / "c.npy", counts)
+    out = tmp_path / "r.npz"
+    assert run_cli("phase", tmp_path / "c.npy", "-o", out, "--schedule", "10*ER+20*RAAR+10*ER",
+                   "--shrink-wrap-every", "10", "--starts", "2", "--best-k", "2", "--sw-threshold", "0.15,0.2",
+                   "--sw-sigma", "1,2:1", "--no-plot") == 0
+    z = np.load(out)
+    assert len(z["runs_llk_free"]) == 8 and np.isfinite(z["runs_llk_free"]).all()
+    assert set(z["runs_sw_sigma"].tolist()) == {"1.0", "2:1"}
+    assert float(z["selected_sw_threshold"]) in (0.15, 0.2) and int(z["averaged"]) == 2
+    i = int(np.argmin(z["runs_llk_free"]))
+    assert float(z["runs_sw_threshold"][i]) == float(z["selected_sw_threshold"])
+    assert str(z["runs_sw_sigma"][i]) == str(z["selected_sw_sigma"])
+    assert "RAAR" in z["algorithm_history"].tolist()

@@ -371,7 +371,7 @@ def average_runs(objects: list[np.ndarray], threshold: float, sigma: float) -> t
         acc += metrics.align_to(o, ref, dtype=np.complex64, truth_fft=ref_fft).aligned
     avg = (acc / len(objects)).astype(np.complex64)
     G = gaussian_transfer(avg.shape, float(sigma))
-    blurred = np.fft.irfftn(np.fft.rfftn(np.abs(avg)) * G, s=avg.shape)
+    blurred = np.fft.irfftn(np.fft.rfftn(np.abs(avg)) * G, s=avg.shape, axes=(0, 1, 2))
     return avg, blurred > threshold * blurred.max()
 
 
