@@ -9,10 +9,18 @@ pre-packed for oneDNN, each LeakyReLU fused into its convolution); the one-off c
 time per batch shape is recorded as ``compile_s`` (about a minute on 2 cores, which is why
 the command-line predictor stays eager): latency per forward pass, throughput (patterns/s), and the achieved
 convolution GFLOP/s (conv FLOPs from :func:`autophase.model.forward_flops` / time), printed
-beside the machine's measured sgemm GFLOP/s (float32 matrix product, n = 2048) — the
-fraction tells how well the 3D convolutions use the hardware. Each forward pass is timed
-beside one sgemm and the fraction is the median of the pairs' ratios (:func:`paired_times`),
-so that the shared machine's drift does not land in it.
+beside the machine's measured GEMM GFLOP/s (matrix product, n = 2048) *in the same
+precision* — the fraction tells how well the 3D convolutions use the hardware. Each forward
+pass is timed beside one GEMM and the fraction is the median of the pairs' ratios
+(:func:`paired_times`), so that the shared machine's drift does not land in it.
+
+Like precision on a GPU: cuDNN runs float32 convolutions on TF32 tensor cores by default
+while ``torch.mm`` in float32 does not, so a TF32 convolution against a strict-FP32 sgemm
+overstates the fraction several-fold. Every row therefore names its ``precision`` and is
+paired with a GEMM of that precision (:func:`precision`, :func:`gemm_operands`):
+``fp32`` (TF32 off for both cuDNN and cuBLAS), ``tf32`` (on for both; rows suffixed
+``_tf32``) and ``bf16`` (autocast convolutions against a bfloat16 GEMM). On a CPU every row
+is ``fp32``.
 
     .venv/bin/python benchmarks/bench_inference.py [--quick] [--no-compile] [--out PATH]
 
@@ -21,6 +29,7 @@ Writes benchmarks/results/inference-<cpu|gpu>.json via autophase.bench.record.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -52,17 +61,49 @@ MODELS = {"default": shipped_network(), "paper": NetworkConfig(width=32, depth=4
 SGEMM_N = 2048
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def precision(mode: str):
+    """Run the block with TF32 on (``"tf32"``) or off (``"fp32"``, ``"bf16"``) for BOTH
+    cuDNN convolutions and cuBLAS matrix products; the previous flags are restored."""
+    if mode not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {mode!r}")
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = mode == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def gemm_operands(device: torch.device, n: int = SGEMM_N, mode: str = "fp32"):
+    """A zero-argument n×n matrix product (2n³ FLOP) in precision ``mode`` to time.
+
+    ``fp32``/``tf32``: float32 operands (TF32 as :func:`precision` sets it around the
+    call); ``bf16``: bfloat16 operands (float32 accumulation, as autocast convolutions).
+    """
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float32
+    a = torch.rand(n, n, device=device).to(dtype)
+    b = torch.rand(n, n, device=device).to(dtype)
+
+    def mm():
+        with precision(mode):
+            return torch.mm(a, b)
+
+    return mm
+
+
 def sgemm_operands(device: torch.device, n: int = SGEMM_N):
-    """A zero-argument float32 n×n matrix product (2n³ FLOP) to time."""
-    a = torch.rand(n, n, device=device)
-    b = torch.rand(n, n, device=device)
-    return lambda: torch.mm(a, b)
+    """A zero-argument strict float32 n×n matrix product (TF32 off)."""
+    return gemm_operands(device, n, "fp32")
 
 
-def sgemm_gflops(device: torch.device, n: int = SGEMM_N, repeats: int = 5) -> dict:
+def sgemm_gflops(device: torch.device, n: int = SGEMM_N, repeats: int = 5, mode: str = "fp32") -> dict:
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    t = median_time(sgemm_operands(device, n), repeats=repeats, warmup=1, sync=sync)
-    return {"n": n, "gflops": 2 * n ** 3 / t["median_s"] / 1e9, **t}
+    t = median_time(gemm_operands(device, n, mode), repeats=repeats, warmup=1, sync=sync)
+    return {"n": n, "precision": mode, "gflops": 2 * n ** 3 / t["median_s"] / 1e9, **t}
 
 
 def paired_times(fwd, ref, repeats: int, sync=None) -> tuple[list[float], list[float]]:
@@ -93,40 +134,46 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
     out = {"width": cfg.width, "depth": cfg.depth, "parameters": parameter_count(net), "forward_gflop": flops / 1e9,
            "batches": {}}
     sync = torch.cuda.synchronize if device.type == "cuda" else None
-    ref = sgemm_operands(device)
+    refs = {m: gemm_operands(device, mode=m) for m in (PRECISIONS if device.type == "cuda" else ("fp32",))}
     for b in batches:
         x0 = torch.rand(b, 1, 64, 64, 64, device=device) * 100
         per_format = {}
 
-        def measure(fname: str, model, x, note: str = "", **extra) -> None:
+        def measure(fname: str, model, x, note: str = "", mode: str = "fp32", **extra) -> None:
             def fwd():
-                with torch.inference_mode():
+                with torch.inference_mode(), precision(mode):
                     model(x)
 
-            tf, tr = paired_times(fwd, ref, repeats, sync)
+            tf, tr = paired_times(fwd, refs[mode], repeats, sync)
             s = statistics.median(tf)
             frac = statistics.median(flops * b / f / (2 * SGEMM_N ** 3 / r) for f, r in zip(tf, tr))
+            # "sgemm" in the key names is kept for the report's history; the GEMM beside
+            # each row is in the row's own precision
             per_format[fname] = {"latency_s": s, "patterns_per_s": b / s, "conv_gflops": flops * b / s / 1e9,
+                                 "precision": mode, "reference_gemm": f"{mode} n={SGEMM_N}",
                                  "fraction_of_sgemm": frac,
                                  "sgemm_paired_gflops": statistics.median(2 * SGEMM_N ** 3 / r / 1e9 for r in tr),
                                  **extra, "median_s": s, "min_s": min(tf), "times_s": tf, "sgemm_times_s": tr,
                                  "repeats": repeats, "warmup": 1}
-            print(f"  {name:8s} batch {b} {fname:17s}: {s * 1e3:8.1f} ms/pass  {b / s:7.2f} patterns/s  "
-                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s = {100 * frac:3.0f} % of sgemm{note}", flush=True)
+            print(f"  {name:8s} batch {b} {fname:22s}: {s * 1e3:8.1f} ms/pass  {b / s:7.2f} patterns/s  "
+                  f"{flops * b / s / 1e9:6.1f} conv GFLOP/s = {100 * frac:3.0f} % of the {mode} GEMM{note}",
+                  flush=True)
 
         for fname, fmt in FORMATS.items():
             net = net.to(memory_format=fmt)
             measure(fname, net, x0.contiguous(memory_format=fmt))
+            if device.type == "cuda":  # cuDNN's default for float32: TF32 tensor cores, against a TF32 GEMM
+                measure(f"{fname}_tf32", net, x0.contiguous(memory_format=fmt), mode="tf32")
         if device.type == "cuda":
-            # what training runs: bfloat16 autocast, channels-last (tensor cores); the
-            # FLOP count is the same, so the fraction compares it with the fp32 sgemm
+            # what training runs: bfloat16 autocast, channels-last (tensor cores), against
+            # a bfloat16 GEMM (the FLOP count is the same)
             xb = x0.contiguous(memory_format=torch.channels_last_3d)
 
             def bf16(x):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     return net(x)
 
-            measure("channels_last_3d_bf16", bf16, xb)
+            measure("channels_last_3d_bf16", bf16, xb, mode="bf16")
         if compile:
             net = net.to(memory_format=torch.channels_last_3d)
             x = x0.contiguous(memory_format=torch.channels_last_3d)
@@ -139,7 +186,7 @@ def bench_model(name: str, cfg: NetworkConfig, device: torch.device, batches, re
                 with torch._inductor.config.patch(freezing=freezing):
                     cnet = torch.compile(net, dynamic=False)
                     t0 = time.perf_counter()
-                    with torch.inference_mode():
+                    with torch.inference_mode(), precision("fp32"):
                         cnet(x)  # compiles here, under the patched config
                     if sync:
                         sync()
@@ -161,8 +208,14 @@ def main() -> int:
     torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest 3D-conv algorithm once
     repeats = 2 if args.quick else 5
     g = sgemm_gflops(dev, repeats=repeats)
-    print(f"sgemm (n=2048, {torch.get_num_threads()} threads): {g['gflops']:.1f} GFLOP/s", flush=True)
-    res = {"device": str(dev), "threads": torch.get_num_threads(), "sgemm": g, "models": {}}
+    print(f"sgemm (n=2048, fp32, {torch.get_num_threads()} threads): {g['gflops']:.1f} GFLOP/s", flush=True)
+    res = {"device": str(dev), "threads": torch.get_num_threads(), "sgemm": g, "models": {},
+           "precision_note": "each row's fraction_of_sgemm is against a GEMM in the row's own precision "
+                             "(fp32 = TF32 off for cuDNN and cuBLAS; tf32 = on for both; bf16 = bfloat16 GEMM)"}
+    if dev.type == "cuda":
+        res["gemm"] = {m: sgemm_gflops(dev, repeats=repeats, mode=m) for m in PRECISIONS}
+        print("GEMM by precision: " + ", ".join(f"{m} {v['gflops']:.0f} GFLOP/s" for m, v in res["gemm"].items()),
+              flush=True)
     for name, cfg in MODELS.items():
         # batch 64 is a throughput figure; the paper-size model's 64-pattern pass
         # (2.3 TFLOP) would take minutes on a CPU, so it runs there on a GPU only
@@ -174,9 +227,9 @@ def main() -> int:
           "timings)", flush=True)
     for name, m in res["models"].items():
         for b, r in m["batches"].items():
-            print(f"  {name:8s} batch {b:>2s}: best {r['memory_format']:16s} {r['conv_gflops']:6.1f} conv GFLOP/s, "
-                  f"{100 * r['fraction_of_sgemm']:3.0f} % of the sgemm beside it ({r['sgemm_paired_gflops']:.0f})",
-                  flush=True)
+            print(f"  {name:8s} batch {b:>2s}: best {r['memory_format']:22s} {r['conv_gflops']:6.1f} conv GFLOP/s, "
+                  f"{100 * r['fraction_of_sgemm']:3.0f} % of the {r['precision']} GEMM beside it "
+                  f"({r['sgemm_paired_gflops']:.0f})", flush=True)
         best_b = max(m["batches"], key=lambda b: m["batches"][b]["fraction_of_sgemm"])
         print(f"  {name}: {m['parameters']:,} parameters, {m['forward_gflop']:.2f} GFLOP/forward, best "
               f"{100 * m['batches'][best_b]['fraction_of_sgemm']:.0f} % of sgemm (batch {best_b})", flush=True)
