@@ -25,6 +25,7 @@ COMMANDS = [
     "finetune",
     "predict",
     "watch",
+    "models",
     "evaluate",
     "bench",
     "report",

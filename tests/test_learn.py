@@ -1,0 +1,143 @@
+"""Online self-improvement (``watch --learn``): a worse candidate is refused, a better one
+promoted, a rollback restores the previous model, and the learner's background rounds."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from autophase.cli import main as cli
+from autophase.errors import InputError
+from autophase.experimental.finetune import FinetuneConfig
+from autophase.live.learn import LearnConfig, Learner, ModelStore, ScanStore, judge, run_round
+from autophase.model.checkpoint import read_checkpoint, save_checkpoint
+from autophase.predict import default_model_path
+
+# a short recipe for the tiny test network: 16 copies, 3 steps at a high rate, score NN + 2 ER
+FAST = FinetuneConfig(n_augment=16, epochs=3, lr=1e-2, batch_size=8, refine=2)
+
+
+@pytest.fixture(scope="module")
+def scan_mags():
+    """Six simulated scans (√counts, 64³) of different crystals."""
+    from autophase.physics.synthetic import faceted_crystal, noisy_pattern
+
+    return [np.sqrt(noisy_pattern(faceted_crystal(32, radius=7.0 + s % 3, seed=10 + s), photons=1e8, seed=s)[0])
+            for s in range(6)]
+
+
+def _out_with_scans(tmp_path, model_path, mags):
+    out = tmp_path / "out"
+    store = ModelStore(out)
+    v0 = store.start(model_path)
+    scans = ScanStore(out / "learn" / "scans")
+    for i, m in enumerate(mags):
+        scans.add(m, None, f"scan_{i}")
+    return out, store, v0
+
+
+def _history(out):
+    return [json.loads(line) for line in (out / "models" / "history.jsonl").read_text().splitlines()]
+
+
+def test_worse_candidate_is_refused(tmp_path, scan_mags):
+    # the current model: the shipped one (an untrained network is so poor that noise
+    # does not make it worse); the candidate: its weights with noise of each tensor's spread
+    shipped = default_model_path()
+    if shipped is None:
+        pytest.skip("no shipped model in this installation")
+    out, store, v0 = _out_with_scans(tmp_path, shipped, scan_mags[:2])
+    ck = read_checkpoint(shipped)
+    g = torch.Generator().manual_seed(0)
+    noisy = {k: (v + v.float().std().nan_to_num(0.1) * torch.randn(v.shape, generator=g)
+                 if v.is_floating_point() and v.numel() > 1 else v) for k, v in ck["model"].items()}
+    cand = save_checkpoint(tmp_path / "noisy.pt", {"network": ck["network"], "model": noisy})
+    mags, meas, held = ScanStore.load(ScanStore(out / "learn" / "scans").files())
+    rec = judge(store, cand, v0, mags, meas, held, LearnConfig(finetune=FAST))
+    assert rec["decision"] == "refused"
+    assert rec["score_candidate"] > rec["score_current"] > 0
+    assert store.current()[0] == v0 and json.loads(store.current_file.read_text())["version"] == v0
+    assert not (out / "models" / f"{rec['candidate']}.pt").exists()      # a refused model is not kept
+    assert [r["event"] for r in _history(out)] == ["start", "round"]
+
+
+def test_better_candidate_is_promoted_and_rollback_restores(tmp_path, model_path, scan_mags, capsys):
+    out, store, v0 = _out_with_scans(tmp_path, model_path, scan_mags)
+    cfg = LearnConfig(holdout=2, finetune=FAST)
+    rec = run_round(out, cfg, seed=0, log=lambda s: None)
+    # the untrained tiny network is a deliberately poor start: three steps of fine-tuning
+    # on four scans' copies image the two held-back scans better
+    assert rec["decision"] == "promoted", rec
+    assert rec["score_candidate"] < 0.99 * rec["score_current"]
+    assert rec["held"] == ["scan_4", "scan_5"] and rec["train"] == ["scan_0", "scan_1", "scan_2", "scan_3"]
+    v1, p1 = store.current()
+    assert v1 == rec["candidate"] != v0 and p1 == out / "models" / f"{v1}.pt"
+    assert read_checkpoint(p1)["finetuned_from"].endswith(f"{v0}.pt")
+    assert not (out / "learn" / "round-0000").exists()                  # the round's scratch is gone
+
+    # a round trained from a model that is no longer current is refused as stale
+    mags, meas, held = ScanStore.load(ScanStore(out / "learn" / "scans").files()[-2:])
+    stale = judge(store, p1, v0, mags, meas, held, LearnConfig(finetune=FAST, min_gain=0.0))
+    assert stale["decision"] == "stale" and store.current()[0] == v1
+
+    # one command rolls back, and forward again by a version prefix
+    assert cli(["models", str(out)]) == 0
+    listing = capsys.readouterr().out
+    assert f"* {v1}" in listing and f"  {v0}" in listing and "1 promoted" in listing
+    assert cli(["models", str(out), "--rollback"]) == 0
+    assert store.current()[0] == v0 and f"{v1} -> {v0}" in capsys.readouterr().out
+    assert cli(["models", str(out), "--rollback", v1[:6]]) == 0
+    assert store.current()[0] == v1
+    assert [r["event"] for r in _history(out)][-2:] == ["rollback", "rollback"]
+
+
+def test_rollback_bad_input(tmp_path, model_path, capsys):
+    assert cli(["models", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: no such output folder" in capsys.readouterr().err
+    assert cli(["models", str(tmp_path)]) == 2
+    assert "no models/current.json" in capsys.readouterr().err
+    store = ModelStore(tmp_path)
+    v0 = store.start(model_path)
+    before = store.current_file.read_text()
+    assert cli(["models", str(tmp_path), "--rollback"]) == 2
+    assert "nothing to roll back to" in capsys.readouterr().err
+    assert cli(["models", str(tmp_path), "--rollback", "0123abcd"]) == 2
+    assert "no model version '0123abcd'" in capsys.readouterr().err
+    with pytest.raises(InputError, match="already the current"):
+        store.rollback(v0)
+    assert store.current_file.read_text() == before                     # nothing changed
+    with pytest.raises(InputError, match="max_scans"):
+        LearnConfig(max_scans=2, holdout=2, min_train=1)
+
+
+def test_learner_rounds_run_in_a_background_process(tmp_path, model_path, scan_mags):
+    out = tmp_path / "out"
+    cfg = LearnConfig(every=3, holdout=1, min_train=2, max_scans=3, finetune=FAST)
+    lines = []
+    learner = Learner(out, model_path, cfg, log=lines.append)
+    try:
+        v0, p0 = learner.current()
+        assert p0.is_file() and (out / "models" / "current.json").is_file()
+        t0 = time.perf_counter()
+        for i, m in enumerate(scan_mags[:4]):
+            learner.submit(m, np.ones(m.shape, bool), f"scan_{i}")
+        assert time.perf_counter() - t0 < 1.0                              # submit never waits for training
+        deadline = time.monotonic() + 600
+        while not any(r.get("event") == "round" for r in learner.store.history()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        rounds = [r for r in learner.store.history() if r.get("event") == "round"]
+        assert len(rounds) == 1, (out / "learn" / "learn.log").read_text()
+        assert rounds[0]["held"] == ["scan_2"] and rounds[0]["train"] == ["scan_0", "scan_1"]
+        assert rounds[0]["decision"] in ("promoted", "refused")
+        version, path = learner.current()
+        assert path.is_file() and version == (rounds[0]["candidate"] if rounds[0]["decision"] == "promoted" else v0)
+        assert "learn: round 0" in (out / "learn" / "learn.log").read_text()
+    finally:
+        learner.close()
+    assert not learner._thread.is_alive()
+    # every scan was stored before the learner stopped; the oldest beyond max_scans dropped
+    assert [p.name for p in ScanStore(out / "learn" / "scans").files()] == \
+        ["000001-scan_1.npz", "000002-scan_2.npz", "000003-scan_3.npz"]
