@@ -9,3 +9,23 @@ writing shards through :mod:`autophase.data.shards`).
 Run it as ``autophase simulate --n-crystals N --out DIR`` or under
 ``mpiexec -n R autophase simulate …`` (same data whatever R).
 """
+
+import sys as _sys
+import types as _types
+
+
+class _Simulate(_types.ModuleType):
+    """``autophase.simulate(n_crystals, out, ...)`` is :func:`autophase.api.simulate`.
+
+    The package and the top-level API call share one name; a module cannot be called,
+    so the package's class gains ``__call__`` (module ``__class__`` assignment, allowed
+    since Python 3.5) instead of one name shadowing the other.
+    """
+
+    def __call__(self, n_crystals, out, **kwargs):
+        from ..api import simulate
+
+        return simulate(n_crystals, out, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _Simulate
