@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from autophase.atomic import write_text
 from autophase.errors import InputError
 
 from . import config as _config
@@ -88,7 +89,7 @@ class RunDir:
         part of the graph run alone, e.g. a scaling study, keeps its own beside the run's)."""
         for sub in ("logs", "stages", "parsl"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.root / name, _config.dumps(cfg))
+        write_text(self.root / name, _config.dumps(cfg))
 
     # -- stage tokens
     def stamp(self, stage: str, params: dict[str, Any], exclusive: bool = True) -> StageStamp:
@@ -119,7 +120,7 @@ class RunDir:
             shutil.move(str(out), str(dest))
         new = StageStamp(stage, params, secrets.token_hex(6))
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, json.dumps({"stage": stage, "params": params, "token": new.token,
+        write_text(path, json.dumps({"stage": stage, "params": params, "token": new.token,
                                         "created": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2) + "\n")
         return new
 
@@ -167,8 +168,3 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

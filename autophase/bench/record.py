@@ -15,7 +15,6 @@ after a warm-up (see :func:`median_time`), with the individual repeats kept besi
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 import platform
 import socket
@@ -25,6 +24,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
+
+from ..atomic import write_json
 
 __all__ = ["environment", "median_time", "write_record", "RESULTS_DIR"]
 
@@ -121,9 +122,4 @@ def write_record(suite: str, results: dict[str, Any], path: str | os.PathLike | 
     if path is None:
         dev = "gpu" if rec["env"]["gpu"] else "cpu"
         path = RESULTS_DIR / f"{suite}-{dev}.json"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(rec, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, rec, indent=2, default=str)

@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autophase.atomic import write_json
 from autophase.errors import InputError
 
 NAME = "bench"
@@ -240,10 +241,7 @@ def _write_status(out: Path, runs: list[SuiteRun], quick: bool, timeout_s: float
                        "records": [p.name for p in r.records], "quick": quick, "timeout_s": timeout_s}
     doc = {"kind": "autophase-bench-status", "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "suites": old}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, doc, indent=1)
 
 
 def run(args: argparse.Namespace) -> int:

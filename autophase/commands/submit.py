@@ -12,11 +12,12 @@ workflow's into DIR (how ``jobs/polaris/`` and ``jobs/perlmutter/`` are made).
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from ..atomic import write_text
 
 NAME = "submit"
 HELP = "write (and qsub/sbatch) the batch script of one stage or of the whole workflow"
@@ -83,8 +84,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o755)
-    os.replace(tmp, path)
+    write_text(path, text, mode=0o755)

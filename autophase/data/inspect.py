@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import InputError
 from .manifest import RUN_CONFIG, VDS, load_manifest
 from .shards import MAGNITUDE, open_shard
@@ -157,8 +158,7 @@ def montage(run_dir: str | os.PathLike, png: str | os.PathLike, n: int = 4,
                  "— diffraction (log10 1+counts), amplitude and [111] phase (central slices)", fontsize=10)
     fig.tight_layout()
     out = Path(png)
-    tmp = out.with_name(f".{out.name}.part-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=80)
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
-    os.replace(tmp, out)
     return out

@@ -30,11 +30,12 @@ import json
 import os
 from pathlib import Path
 
+from ..atomic import PART, atomic_path, is_part_name, write_json
 from ..errors import InputError
 from .shards import MAGNITUDE, SHAPE, is_part_file, read_meta, shard_name, shard_number
 
 __all__ = ["RUN_CONFIG", "MANIFEST", "VDS", "FORMAT", "run_id", "prepare_run_dir",
-           "remove_part_files", "build_manifest", "load_manifest", "write_json_atomic"]
+           "remove_part_files", "build_manifest", "load_manifest"]
 
 RUN_CONFIG = "run.json"
 MANIFEST = "manifest.json"
@@ -47,14 +48,6 @@ def run_id(config: dict) -> str:
     """SHA-256 (hex, 16 chars) of the canonical JSON of ``config``."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def write_json_atomic(path: Path, obj, compact: bool = False) -> None:
-    """Write JSON to a hidden temporary name, then rename (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.part-{os.getpid()}")
-    text = json.dumps(obj, separators=(",", ":")) if compact else json.dumps(obj, indent=1)
-    tmp.write_text(text + "\n")
-    os.replace(tmp, path)
 
 
 def prepare_run_dir(run_dir: str | os.PathLike, config: dict) -> str:
@@ -84,7 +77,7 @@ def prepare_run_dir(run_dir: str | os.PathLike, config: dict) -> str:
         if ours:
             raise InputError(f"{d}: holds simulation data ({', '.join(sorted(ours)[:3])}) but no "
                              f"{RUN_CONFIG}: another run's data; use a new --out directory")
-        write_json_atomic(cfg_path, config)
+        write_json(cfg_path, config, indent=1)
     return run_id(config)
 
 
@@ -92,8 +85,8 @@ def remove_part_files(run_dir: str | os.PathLike) -> list[str]:
     """Delete partial files left by a killed run (hidden ``.shard-*.part-PID``); return their names."""
     gone = []
     for p in Path(run_dir).iterdir():
-        if is_part_file(p.name) or (p.name.startswith(".") and ".part-" in p.name
-                                    and p.name[1:].split(".part-")[0] in (MANIFEST, VDS, RUN_CONFIG)):
+        if is_part_file(p.name) or (is_part_name(p.name)
+                                    and p.name[1:].split(PART)[0] in (MANIFEST, VDS, RUN_CONFIG)):
             p.unlink(missing_ok=True)
             gone.append(p.name)
     return gone
@@ -108,12 +101,10 @@ def _write_vds(run_dir: Path, shards: list[dict], n_samples: int) -> None:
     for s in shards:
         src = h5py.VirtualSource(s["file"], MAGNITUDE, shape=(s["count"],) + SHAPE)
         layout[s["first"]:s["first"] + s["count"]] = src
-    tmp = run_dir / f".{VDS}.part-{os.getpid()}"
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(run_dir / VDS) as tmp, h5py.File(tmp, "w") as f:
         f.create_virtual_dataset("magnitude", layout, fillvalue=np.nan)
         f.attrs["description"] = ("virtual view of every shard's /magnitude/data; read it with "
                                   "'import hdf5plugin' (Blosc) from any working directory")
-    os.replace(tmp, run_dir / VDS)
 
 
 def build_manifest(run_dir: str | os.PathLike, config: dict, n_shards: int,
@@ -141,7 +132,8 @@ def build_manifest(run_dir: str | os.PathLike, config: dict, n_shards: int,
         "shards": shards, "samples": samples,
     }
     _write_vds(d, shards, len(samples))
-    write_json_atomic(d / MANIFEST, manifest, compact=len(samples) > 1000)
+    # a large manifest compact: its indentation would be most of the file
+    write_json(d / MANIFEST, manifest, **({"separators": (",", ":")} if len(samples) > 1000 else {"indent": 1}))
     return manifest
 
 

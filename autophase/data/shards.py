@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import PART, part_name
 from ..errors import InputError
 
 __all__ = ["FORMAT", "VERSION", "SHAPE", "MAGNITUDE", "META", "TRUTH_GROUP", "shard_name",
@@ -45,7 +46,7 @@ SHAPE = (64, 64, 64)
 MAGNITUDE = "magnitude/data"
 META = "meta/json"
 TRUTH_GROUP = "truth"
-_PREFIX, _SUFFIX, _PART = "shard-", ".h5", ".part-"
+_PREFIX, _SUFFIX = "shard-", ".h5"
 
 
 def shard_name(k: int) -> str:
@@ -62,7 +63,7 @@ def shard_number(name: str) -> int | None:
 
 
 def is_part_file(name: str) -> bool:
-    return name.startswith("." + _PREFIX) and _PART in name
+    return name.startswith("." + _PREFIX) and PART in name
 
 
 def compression() -> dict:
@@ -90,7 +91,7 @@ class ShardWriter:
         import h5py
 
         self.final = Path(run_dir) / shard_name(k)
-        self.tmp = Path(run_dir) / f".{shard_name(k)}{_PART}{os.getpid()}"
+        self.tmp = part_name(self.final)
         self.n_rows = int(n_rows)
         self._written = np.zeros(self.n_rows, bool)
         self._meta: list[str] = [""] * self.n_rows

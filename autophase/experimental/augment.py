@@ -139,7 +139,7 @@ def write_augmented(path: str | os.PathLike, patterns: np.ndarray, masks: np.nda
     import h5py
 
     from ..data.shards import MAGNITUDE, META, compression
-    from ..io.cxi import atomic_path
+    from ..atomic import atomic_path
 
     pats = np.asarray(patterns, np.float32)
     if pats.ndim != 4:

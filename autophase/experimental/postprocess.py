@@ -348,7 +348,7 @@ def plot_isosurface(result: Mapping[str, Any], path: str | os.PathLike, level: f
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
     from skimage.measure import marching_cubes
 
-    from ..io.cxi import atomic_path
+    from ..atomic import atomic_path
 
     amp = np.asarray(result["amplitude"], np.float32)
     sup = np.asarray(result["support"], bool)
@@ -401,7 +401,7 @@ def plot_slices(result: Mapping[str, Any], path: str | os.PathLike, title: str =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io.cxi import atomic_path
+    from ..atomic import atomic_path
 
     sup = np.asarray(result["support"], bool)
     nz = np.nonzero(sup)

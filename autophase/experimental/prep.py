@@ -515,7 +515,7 @@ def plot_prep(result: PrepResult, path: str | os.PathLike, title: str = "") -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io.cxi import atomic_path
+    from ..atomic import atomic_path
 
     fig, axes = plt.subplots(2, 3, figsize=(13, 9))
     fig.subplots_adjust(hspace=0.4)

@@ -57,13 +57,13 @@ import datetime as _dt
 import json
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..errors import InputError
 
 __all__ = [
@@ -102,20 +102,6 @@ _INSTRUMENT_KEYS = {
     "voxel_size_m", "voxel_size_nm", "sample_name", "program", "version", "command",
     "comments", "date", "notes", "kind", "cxi_version", "instrument", "metrics",
 }
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def _check_3d(arr, name: str) -> np.ndarray:

@@ -41,7 +41,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .cxi import atomic_path
+from ..atomic import atomic_path
 
 __all__ = ["write_vti", "write_object_vti", "read_vti"]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from ..atomic import atomic_path
 from ..errors import InputError
 from .network import AutoPhaseNet, NetworkConfig
 
@@ -35,10 +36,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     if "network" not in state or "model" not in state:
         raise ValueError("a checkpoint needs 'network' (config dict) and 'model' (state_dict)")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, **state}, tmp)
     return path
 
 

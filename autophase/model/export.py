@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_json
 from .checkpoint import file_sha256, read_checkpoint, save_checkpoint
 
 __all__ = ["export_model"]
@@ -55,10 +56,7 @@ def export_model(ckpt: str | os.PathLike, dest: str | os.PathLike = DEFAULT_DEST
         info["evaluation"] = {k: r[k] for k in ("data", "held_out", "n", "symmetries", "average_above", "compiled",
                                                  "refine_iterations", "refinement", "phasing_iterations",
                                                  "summary") if k in r}
-    js = dest.with_suffix(".json")
-    tmp = js.with_name(js.name + ".tmp")
-    tmp.write_text(json.dumps(info, indent=2, default=str) + "\n")
-    os.replace(tmp, js)
+    js = write_json(dest.with_suffix(".json"), info, indent=2, default=str)
     return dest, js
 
 

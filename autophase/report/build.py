@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from .. import __version__
+from ..atomic import write_bytes, write_text
 from ..errors import InputError
 from .compare import THRESHOLD
 from .context import Context
@@ -69,15 +70,6 @@ def find_previous(out_dir: str | os.PathLike) -> Path | None:
             if (d / "report.json").is_file() or any(d.glob("*.json")) or any(d.glob("results/*.json")):
                 cands.append(d)
     return max(cands, key=lambda d: d.name) if cands else None
-
-
-def _atomic_write(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _run_label(recs: Sequence[Record]) -> str | None:
@@ -226,7 +218,7 @@ def build_report(results: Sequence[str | os.PathLike], out_dir: str | os.PathLik
     fig_paths = []
     for f in figs:
         p = fig_dir / f"{f.name}.png"
-        _atomic_write(p, f.png)
+        write_bytes(p, f.png)
         fig_paths.append(p)
     keep = {p.name for p in fig_paths}
     for stale in fig_dir.glob("*.png"):  # figures of an earlier report written here
@@ -246,9 +238,9 @@ def build_report(results: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                           "now": c.now, "rel": c.rel} for c in imps],
         "records": [r.to_json() for r in current],
     }
-    _atomic_write(out / "report.json", json.dumps(bundle, indent=1, default=str) + "\n")
-    _atomic_write(out / "report.md", render_markdown(doc, "figures", footer))
-    _atomic_write(out / "index.html", render_html(doc, footer))
+    write_text(out / "report.json", json.dumps(bundle, indent=1, default=str) + "\n")
+    write_text(out / "report.md", render_markdown(doc, "figures", footer))
+    write_text(out / "index.html", render_html(doc, footer))
     return ReportFiles(out / "index.html", out / "report.md", out / "report.json", tuple(fig_paths),
                        len(regs), len(imps), prev_label)
 
