@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from ..physics.forward import flip_centred
 from .manifest import load_manifest
 from .shards import MAGNITUDE, SHAPE, open_shard
 from .truth import read_truth
@@ -51,10 +52,7 @@ def augment_pattern(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     perm = rng.permutation(3)
     flips = rng.random(3) < 0.5
-    out = np.transpose(a, perm)
-    for ax in range(3):
-        if flips[ax]:
-            out = np.roll(np.flip(out, ax), 1, ax)
+    out = flip_centred(np.transpose(a, perm), np.flatnonzero(flips).tolist())
     return np.ascontiguousarray(out)
 
 

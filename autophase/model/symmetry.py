@@ -28,6 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..physics.forward import flip_centred
+
 __all__ = ["SYMMETRIES", "Symmetry", "apply", "undo", "average"]
 
 # (axis permutation, axes flipped about the centre); the order is the order of use: the
@@ -47,23 +49,16 @@ SYMMETRIES: tuple[Symmetry, ...] = (
 )
 
 
-def _flip_centred(x: np.ndarray, axes: Sequence[int]) -> np.ndarray:
-    """Index i → (n − i) mod n on each axis: q → −q about the centre voxel n//2."""
-    for a in axes:
-        x = np.roll(np.flip(x, a), 1, axis=a)
-    return x
-
-
 def apply(x: np.ndarray, g: Symmetry) -> np.ndarray:
     """x∘g for a (z, y, x) array: permute the axes, then flip about the centre (as training augments)."""
     perm, flips = g
-    return np.ascontiguousarray(_flip_centred(np.transpose(x, perm), flips))
+    return np.ascontiguousarray(flip_centred(np.transpose(x, perm), flips))
 
 
 def undo(x: np.ndarray, g: Symmetry) -> np.ndarray:
     """The inverse of :func:`apply`: undo(apply(x, g), g) == x."""
     perm, flips = g
-    return np.ascontiguousarray(np.transpose(_flip_centred(x, flips), np.argsort(perm)))
+    return np.ascontiguousarray(np.transpose(flip_centred(x, flips), np.argsort(perm)))
 
 
 def average(objects: Sequence[np.ndarray], group: Sequence[Symmetry]) -> np.ndarray:

@@ -50,6 +50,7 @@ __all__ = [
     "intensity",
     "magnitude",
     "support_from_amplitude",
+    "flip_centred",
     "BraggCDI",
 ]
 
@@ -80,6 +81,24 @@ def _torch():
 def is_torch(x: Any) -> bool:
     t = _torch()
     return t is not None and isinstance(x, t.Tensor)
+
+
+def flip_centred(x, axes):
+    """q → −q about the centre voxel on each of ``axes``: index i → (n − i) mod n.
+
+    The zero frequency of a centred (fftshift) array sits at n//2; a plain flip would move
+    it to n − 1 − n//2, one voxel off for even n, hence the roll by one after the flip.
+    For a centred pattern, ``flip_centred(|F(ρ)|, axes) = |F(ρ')|`` with ρ' the object
+    mirrored the same way — a symmetry of the data, used for augmentation and averaging.
+    ``x``: numpy array or torch tensor of any rank; ``axes``: an int or a sequence of ints.
+    """
+    axes = (axes,) if isinstance(axes, int) else tuple(axes)
+    if is_torch(x):
+        t = _torch()
+        return t.roll(t.flip(x, axes), (1,) * len(axes), dims=axes) if axes else x
+    for a in axes:
+        x = np.roll(np.flip(x, a), 1, axis=a)
+    return x
 
 
 def pad_object(obj, shape: tuple[int, int, int] | None = None):

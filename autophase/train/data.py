@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ..errors import InputError
+from ..physics.forward import flip_centred
 
 __all__ = ["SyntheticCrystals", "PatternFiles", "SimulatedRuns", "open_dataset", "split_indices", "rank_shard",
            "steps_per_epoch", "RankShardSampler", "augment_batch", "thin_counts"]
@@ -218,11 +219,6 @@ class RankShardSampler(Sampler[int]):
         return self.steps * self.batch
 
 
-def _flip_centred(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """q → −q along ``dim`` about the centre voxel n//2 (a plain flip maps it to n//2 − 1)."""
-    return torch.roll(torch.flip(x, (dim,)), 1, dims=(dim,))
-
-
 def thin_counts(mag: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """√Binomial(round(mag²), p): Poisson counts thinned to p × the photons (exactly Poisson).
 
@@ -247,7 +243,7 @@ def augment_batch(x: torch.Tensor, generator: torch.Generator, thin: float = 0.0
         s = s.permute(0, *(1 + k for k in perm))
         for d, f in zip((1, 2, 3), torch.randint(0, 2, (3,), generator=generator).tolist()):
             if f:
-                s = _flip_centred(s, d)
+                s = flip_centred(s, d)
         out.append(s)
     y = torch.stack(out).contiguous()
     if thin > 0:
