@@ -101,3 +101,61 @@ def test_evaluate_rejects_bad_arguments(tmp_path):
                  "--n", "0"]) == 2
     assert main(["evaluate", "--data", str(tmp_path / "nothing"), "--model", str(ck),
                  "--out", str(tmp_path / "r.json")]) == 2
+
+
+def _without_timings(x):
+    if isinstance(x, dict):
+        return {k: _without_timings(v) for k, v in x.items()
+                if k not in ("seconds", "compiled") and not k.startswith("speedup")}
+    if isinstance(x, list):
+        return [_without_timings(v) for v in x]
+    return x
+
+
+@pytest.mark.slow
+def test_evaluate_killed_midway_resumes_to_the_same_figures(tmp_path):
+    """SIGKILL after 2 of 5 crystals: no results JSON, 2 durable rows; the same command again
+    scores only the other 3, and every figure (timings aside) equals an uninterrupted run's."""
+    import os
+    import subprocess
+    import sys
+
+    from autophase.evaluate import BLOCK, KILL_ENV
+
+    ck = _model(tmp_path / "m.pt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def run(out, **extra):
+        cmd = [sys.executable, "-m", "autophase.cli", "evaluate", "--data", "synthetic:5:3", "--model", str(ck),
+               "--out", str(out), "--n", "5", "--refine", "3", "--phasing", "10", "--no-compile"]
+        return subprocess.run(cmd, env={**env, **extra}, capture_output=True, text=True, timeout=300)
+
+    assert BLOCK >= 5  # one network call for all five, interrupted or not
+    straight = run(tmp_path / "a.json")
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    cut = run(tmp_path / "b.json", **{KILL_ENV: "2"})
+    assert cut.returncode == -9  # SIGKILL: nothing could be tidied up
+    assert not (tmp_path / "b.json").exists()
+    lines = (tmp_path / "b.rows.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[0])["settings"]["indices"] == [0, 1, 2, 3, 4]
+    with open(tmp_path / "b.rows.jsonl", "a") as f:  # a row torn by the kill is dropped, not fatal
+        f.write('{"index": 2, "nn": {"chi2"')
+    again = run(tmp_path / "b.json")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "continuing from the rows" in again.stderr
+    assert "evaluate: 1/5" not in again.stderr and "evaluate: 3/5" in again.stderr  # only 3 scored
+    assert not (tmp_path / "b.rows.jsonl").exists()
+    a, b = (json.loads((tmp_path / f"{x}.json").read_text()) for x in "ab")
+    assert [c["index"] for c in b["crystals"]] == [0, 1, 2, 3, 4]
+    assert _without_timings(a) == _without_timings(b)
+
+
+def test_rows_of_other_settings_are_refused(tmp_path):
+    from autophase.errors import InputError
+    from autophase.evaluate import RowJournal
+
+    j = RowJournal(tmp_path / "r.rows.jsonl", {"refine": 50, "indices": [1, 2]})
+    j.append({"index": 2, "nn": {"chi2": 0.5}})
+    assert RowJournal(tmp_path / "r.rows.jsonl", {"refine": 50, "indices": [1, 2]}).rows == {2: {"index": 2, "nn": {"chi2": 0.5}}}
+    with pytest.raises(InputError, match=r"other settings \(refine\)"):
+        RowJournal(tmp_path / "r.rows.jsonl", {"refine": 20, "indices": [1, 2]})

@@ -4,6 +4,11 @@ Example::
 
     autophase evaluate --data runs/sim --model autophase/models/default.pt --out results.json \\
         --n 100 --refine 50 --phasing 600
+
+Each crystal's row is appended (fsync'd) to ``<out stem>.rows.jsonl`` beside the results
+as soon as it is scored; the same command after a kill or a walltime continues from
+there, skipping the crystals done. The results JSON is written once all are done, and the
+rows file is then removed.
 """
 from __future__ import annotations
 
@@ -50,10 +55,14 @@ def run(args: argparse.Namespace) -> int:
     def progress(k, n):
         print(f"\revaluate: {k}/{n} crystals", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
+    rows = out.with_name(out.stem + ".rows.jsonl")
+    if rows.exists():
+        print(f"evaluate: continuing from the rows in {rows}", file=sys.stderr, flush=True)
     res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
                    progress=progress, refinement=refinement, symmetries=args.symmetries,
-                   average_above=args.average_above, compile=args.compile)
+                   average_above=args.average_above, compile=args.compile, rows_file=rows)
     write_results(res, out)
+    rows.unlink(missing_ok=True)  # every row is in the results now
     s = res["summary"]
     for m in ("nn", "refine", "phasing", "sphere"):
         if m in s:
