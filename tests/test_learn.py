@@ -12,7 +12,8 @@ import torch
 from autophase.cli import main as cli
 from autophase.errors import InputError
 from autophase.experimental.finetune import FinetuneConfig
-from autophase.live.learn import LearnConfig, Learner, ModelStore, ScanStore, judge, run_round
+from autophase.live.learn import (LearnConfig, Learner, ModelStore, ScanStore, add_learn_arguments, judge,
+                                  learn_config_from_args, run_round)
 from autophase.model.checkpoint import read_checkpoint, save_checkpoint
 from autophase.predict import default_model_path
 
@@ -111,6 +112,15 @@ def test_rollback_bad_input(tmp_path, model_path, capsys):
     assert store.current_file.read_text() == before                     # nothing changed
     with pytest.raises(InputError, match="max_scans"):
         LearnConfig(max_scans=2, holdout=2, min_train=1)
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_learn_arguments(p)
+    cfg = learn_config_from_args(p.parse_args(["--learn-every", "3", "--learn-lr", "1e-3"]))
+    assert cfg.every == 3 and cfg.finetune.lr == 1e-3 and cfg.holdout == LearnConfig().holdout
+    for bad in (["--learn-every", "0"], ["--learn-min-gain", "1.5"], ["--learn-copies", "4"]):
+        with pytest.raises(InputError, match="--learn"):
+            learn_config_from_args(p.parse_args(bad))
 
 
 def test_learner_rounds_run_in_a_background_process(tmp_path, model_path, scan_mags):

@@ -70,6 +70,18 @@ def test_result_view_slices_and_surface(results):
     json.dumps(v)                                     # JSON-ready as it is
 
 
+def test_result_view_of_a_cxi_result(results, tmp_path):
+    """`watch`'s default format: the same view from the CXI file (object, support, metrics)."""
+    from autophase.predict import write_prediction
+
+    d, preds = results
+    write_prediction(preds[0], tmp_path / "scan-a.cxi", plot=False)
+    v, ref = result_view(tmp_path / "scan-a.cxi"), result_view(d / "scan-a.npz")
+    assert v["chi2"] == pytest.approx(preds[0].chi2) and v["model_version"] == preds[0].model["version"]
+    assert v["com"] == ref["com"] and len(v["surface"]["faces"]) == len(ref["surface"]["faces"])
+    assert v["slices"][0]["amplitude"] == ref["slices"][0]["amplitude"]
+
+
 def test_result_view_bad_files(tmp_path):
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(InputError, match="x.npz"):

@@ -65,7 +65,8 @@ import numpy as np
 from ..errors import InputError
 from ..experimental.finetune import FinetuneConfig
 
-__all__ = ["LearnConfig", "ModelStore", "ScanStore", "Learner", "train_candidate", "score_model", "judge",
+__all__ = ["LearnConfig", "add_learn_arguments", "learn_config_from_args", "ModelStore", "ScanStore", "Learner",
+           "train_candidate", "score_model", "judge",
            "run_round"]
 
 
@@ -116,6 +117,35 @@ class LearnConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def add_learn_arguments(p) -> None:
+    """The ``--learn-*`` options (defaults: :class:`LearnConfig`) for a command with ``--learn``."""
+    d = LearnConfig()
+    g = p.add_argument_group("online learning (with --learn)")
+    g.add_argument("--learn-every", type=int, default=d.every, metavar="N",
+                   help=f"a fine-tuning round after every N new scans (default {d.every})")
+    g.add_argument("--learn-holdout", type=int, default=d.holdout, metavar="N",
+                   help=f"the N most recent scans are held back to score candidates (default {d.holdout})")
+    g.add_argument("--learn-copies", type=int, default=d.finetune.n_augment, metavar="N",
+                   help=f"augmented copies trained on per round (default {d.finetune.n_augment})")
+    g.add_argument("--learn-epochs", type=int, default=d.finetune.epochs, help=f"default {d.finetune.epochs}")
+    g.add_argument("--learn-lr", type=float, default=d.finetune.lr, help=f"Adam rate (default {d.finetune.lr})")
+    g.add_argument("--learn-refine", type=int, default=d.finetune.refine, metavar="K",
+                   help=f"the score is χ² after the network and K ER iterations (default {d.finetune.refine})")
+    g.add_argument("--learn-min-gain", type=float, default=d.min_gain, metavar="F",
+                   help=f"promote when the candidate's score is below (1 − F) × the current's (default {d.min_gain})")
+
+
+def learn_config_from_args(args) -> LearnConfig:
+    """A checked :class:`LearnConfig` from the options of :func:`add_learn_arguments`."""
+    ft = _fine_tune_default()
+    try:
+        ft = FinetuneConfig(**{**asdict(ft), "n_augment": args.learn_copies, "epochs": args.learn_epochs,
+                               "lr": args.learn_lr, "refine": args.learn_refine})
+    except InputError as e:
+        raise InputError(f"--learn-*: {e}") from None
+    return LearnConfig(every=args.learn_every, holdout=args.learn_holdout, min_gain=args.learn_min_gain, finetune=ft)
 
 
 # ----------------------------------------------------------------------------- models

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
+import importlib.util
 import json
 import re
 import threading
@@ -190,7 +191,9 @@ def read_events(path: Path, offset: int = 0) -> tuple[list[dict[str, Any]], int]
             ev = json.loads(raw)
         except ValueError:
             ev = None
-        out.append(ev if isinstance(ev, dict) else {"event": "unreadable", "line": raw[:200].decode("utf-8", "replace")})
+        if not isinstance(ev, dict):
+            ev = {"event": "unreadable", "line": raw[:200].decode("utf-8", "replace")}
+        out.append(ev)
     return out, offset + end + 1
 
 
@@ -395,10 +398,8 @@ def serve(out_dir: str | Path, port: int, host: str = "127.0.0.1", poll_s: float
     """
     if not 0 <= int(port) <= 65535:
         raise InputError(f"--http: a TCP port 0–65535, got {port}")
-    try:
-        import aiohttp  # noqa: F401
-    except ImportError:
-        raise InputError("--http needs aiohttp (pip install aiohttp)") from None
+    if importlib.util.find_spec("aiohttp") is None:
+        raise InputError("--http needs aiohttp (pip install aiohttp)")
     started = threading.Event()
     box: dict[str, Any] = {}
 
