@@ -189,6 +189,8 @@ class Prediction:
             "symmetries": np.int64(self.symmetries), "seconds_nn": np.float64(self.seconds_nn),
             "seconds_refine": np.float64(self.seconds_refine),
             "chi2_history": np.asarray(self.history.get("chi2", []), np.float64),
+            **({"adapt_steps": np.int64(self.history["adapt_steps"]), "adapt_lr": np.float64(self.history["adapt_lr"]),
+                "adapt_chi2": np.asarray(self.history["adapt_chi2"], np.float64)} if "adapt_steps" in self.history else {}),
         }
 
 
@@ -342,16 +344,26 @@ class Predictor:
 
     def predict(self, mags: np.ndarray, measured: Sequence[np.ndarray] | None = None,
                 sources: Sequence[str] | None = None, refine: int = 0,
-                refinement: Refinement | None = None) -> list[Prediction]:
+                refinement: Refinement | None = None, adapt: int = 0,
+                adapt_lr: float | None = None) -> list[Prediction]:
         """Invert (N, S, S, S) √counts; ``refine`` K > 0 adds K ER iterations per pattern.
 
         With ``average_above`` > 0 every pattern first gets one pass; only those whose χ²
         exceeds it get the other K − 1 symmetric copies and the average. ``seconds_nn``
         is the whole network stage (both rounds and the χ² that decides) over N.
+        ``adapt`` J > 0 first takes J gradient steps of a copy of the network on each
+        pattern alone (physics loss, :mod:`autophase.model.adapt`; the loaded weights stay);
+        ``seconds_nn`` then includes them.
         """
         mags = np.asarray(mags, np.float32)
         if mags.ndim == 3:
             mags = mags[None]
+        if adapt or adapt_lr is not None:
+            from .model.adapt import DEFAULT_ADAPT_LR, check_adapt
+
+            adapt, adapt_lr = check_adapt(adapt, DEFAULT_ADAPT_LR if adapt_lr is None else adapt_lr)
+            if adapt:
+                return self._predict_adapted(mags, measured, sources, refine, refinement, adapt, adapt_lr)
         t0 = time.perf_counter()
         adaptive = self.symmetries > 1 and self.average_above > 0
         amp, ph, _ = self.network_output(mags, symmetries=1 if adaptive else None)
@@ -373,6 +385,29 @@ class Predictor:
             if refine > 0:
                 p = refine_prediction(p, mags[i], meas[i], refine, refinement)
             out.append(p)
+        return out
+
+
+    def _predict_adapted(self, mags, measured, sources, refine, refinement, steps: int, lr: float) -> list[Prediction]:
+        """:meth:`predict` with each pattern's own adapted copy of the network (``predict(adapt=…)``)."""
+        import torch
+
+        from .model.adapt import adapt_network
+
+        net, compiled, out = self.net, self.compiled, []
+        try:
+            for i in range(len(mags)):
+                m = None if measured is None else measured[i]
+                ad = adapt_network(net, mags[i], m, steps, lr, self.threshold, device=self.device)
+                self.net, self.compiled = ad.net.to(memory_format=torch.channels_last_3d), False
+                p = self.predict(mags[i:i + 1], None if m is None else [m], sources[i:i + 1] if sources else None,
+                                 refine, refinement)[0]
+                p.seconds_nn += ad.seconds
+                p.history = {**p.history, "adapt_steps": steps, "adapt_lr": lr, "adapt_chi2": ad.losses,
+                             "adapt_seconds": ad.seconds}
+                out.append(p)
+        finally:
+            self.net, self.compiled = net, compiled
         return out
 
 
@@ -416,10 +451,12 @@ def write_prediction(p: Prediction, out: str | os.PathLike, plot: bool = True,
     out = Path(out)
     d = p.to_npz_dict()
     scalars = {k: (v.item() if hasattr(v, "item") else v) for k, v in d.items()
-               if k not in ("object", "support", "chi2_history")}
+               if k not in ("object", "support", "chi2_history", "adapt_chi2")}
     how = f"NN + {p.refine_iterations} ER" if p.refine_iterations else "NN alone"
     write_reconstruction(out, p.object, p.support, {"program": "autophase predict", **scalars},
-                         history=p.history or None, arrays={"chi2_history": d["chi2_history"]},
+                         history=p.history or None,
+                         arrays={"chi2_history": d["chi2_history"],
+                                 **({"adapt_chi2": d["adapt_chi2"]} if "adapt_chi2" in d else {})},
                          input_path=p.source or None, intensity=intensity, unmeasured=unmeasured, plot=plot,
                          title=f"{Path(p.source).name}: {how} (model {p.model.get('version', '?')}), "
                                f"χ² {p.chi2:.4g}, LLK_free {p.llk_free:.4g}")

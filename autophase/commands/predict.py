@@ -23,6 +23,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="result .npz for one input, or a directory for several")
     p.add_argument("--model", help="checkpoint (default: the shipped autophase/models/default.pt)")
     p.add_argument("--refine", type=int, default=0, metavar="K", help="K ER iterations from the prediction")
+    p.add_argument("--adapt", type=int, default=0, metavar="K",
+                   help="first K gradient steps of a copy of the network on each pattern alone, physics loss only "
+                        "(autophase.model.adapt; the model file is untouched)")
+    p.add_argument("--adapt-lr", type=float, default=None, metavar="LR",
+                   help="Adam learning rate of --adapt (default 1e-4)")
     add_refinement_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="patterns per forward pass")
     p.add_argument("--compile", action="store_true",
@@ -45,6 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.refine < 0:
         raise InputError(f"--refine: must be ≥ 0, got {args.refine}")
     refinement = refinement_from_args(args)  # checked before the model and the inputs are loaded
+    from ..model.adapt import DEFAULT_ADAPT_LR, check_adapt
+
+    check_adapt(args.adapt, DEFAULT_ADAPT_LR if args.adapt_lr is None else args.adapt_lr)
     out = Path(args.output)
     many = len(args.inputs) > 1
     if many:
@@ -70,10 +78,13 @@ def run(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
     mags = np.stack([p.magnitude for p in pats])
     results = predictor.predict(mags, [p.measured for p in pats], [p.source for p in pats], refine=args.refine,
-                                refinement=refinement)
+                                refinement=refinement, adapt=args.adapt, adapt_lr=args.adapt_lr)
     for res, target, pat in zip(results, targets, pats):
         write_prediction(res, target, plot=not args.no_plot, intensity=pat.intensity, unmeasured=~pat.measured)
         how = f"NN + {res.refine_iterations} ER" if res.refine_iterations else "NN"
+        if "adapt_steps" in res.history:
+            c = res.history["adapt_chi2"]
+            how = f"adapted ({res.history['adapt_steps']} steps, loss {c[0]:.4g} → {c[-1]:.4g}) " + how
         times = f"{res.seconds_nn * 1e3:.0f} ms NN"
         if res.symmetries > 1:
             times += f" over {res.symmetries} symmetric copies"
