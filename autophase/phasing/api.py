@@ -307,11 +307,26 @@ def _run_cpu(p: _Prepared, params: PhasingParams, algos, x0, S0, threshold, sigm
                    **_engine_kwargs(params, threshold, sigma))
 
 
+# voxels (entries × array size) per torch batch: ≈2 GiB per complex64 buffer; larger sets of
+# runs go in several batches
+TORCH_BATCH_VOXELS = 2 ** 28
+
+
 def _run_torch(p: _Prepared, params: PhasingParams, algos, jobs, progress=None):
-    """All runs ``jobs`` = [(x0, S0, threshold, σ table)] of one pattern as one batch."""
+    """All runs ``jobs`` = [(x0, S0, threshold, σ table)] of one pattern as one batch
+    (several if they exceed :data:`TORCH_BATCH_VOXELS`)."""
     from .torch_engine import TorchEngine
 
     eng = TorchEngine(p.shape, params.device)
+    per = max(1, TORCH_BATCH_VOXELS // int(np.prod(p.shape)))
+    out = []
+    for i in range(0, len(jobs), per):
+        out += _run_torch_batch(eng, p, params, algos, jobs[i:i + per], progress)
+    return out
+
+
+def _run_torch_batch(eng, p: _Prepared, params: PhasingParams, algos, jobs, progress=None):
+    """One engine call for B runs: thresholds per entry, σ as (B,) or an (updates, B) table."""
     B = len(jobs)
     sig = [j[3] for j in jobs]
     if all(np.isscalar(s) for s in sig):
