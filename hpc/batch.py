@@ -65,8 +65,22 @@ def stage_script(cfg: WorkflowConfig, stage: Stage) -> str:
     if stage.resume_file:
         lines.append(f"RESUME=; [ -e {shlex.quote(stage.resume_file)} ] && RESUME={stage.resume_flag}")
         launch += " $RESUME"
-    lines.append(launch)
+    lines += forward_sigterm(launch, getattr(mod, "signal_timer", lambda c: [])(cfg))
     return "\n".join(lines) + "\n"
+
+
+def forward_sigterm(launch: str, timer: list[str] = ()) -> list[str]:
+    """Run ``launch`` in the background and pass SIGTERM on to it (a walltime warning,
+    ``scancel``/``qdel``): training then checkpoints at its next step and exits 75. ``timer``:
+    lines that start a SIGTERM timer (PBS) and set ``$timer``. The script exits with the
+    launcher's status."""
+    return ["# SIGTERM (walltime warning, scancel/qdel) goes on to the ranks: training checkpoints and exits 75",
+            f"{launch} &", "pid=$!", *timer,
+            "trap 'kill -TERM \"$pid\" 2>/dev/null' TERM",
+            'rc=0; wait "$pid" || rc=$?',
+            'if [ "$rc" -gt 128 ] && kill -0 "$pid" 2>/dev/null; then rc=0; wait "$pid" || rc=$?; fi',
+            '[ -z "${timer:-}" ] || kill "$timer" 2>/dev/null || true',
+            'exit "$rc"']
 
 
 def workflow_script(cfg: WorkflowConfig) -> str:

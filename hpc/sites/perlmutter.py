@@ -8,9 +8,16 @@ Executors:
   one manager per node started by ``srun --ntasks-per-node=1``.
 * ``mpi``: an :class:`~parsl.executors.MPIExecutor` with ``mpi_launcher="srun"``: tasks run
   ``srun --ntasks R --ntasks-per-node P --nodelist … --nodes N --gpus-per-node=4
-  -c C --cpu-bind=cores`` (``C = 128 / P``); GPU stages go through ``hpc/bin/slurm_ranks.sh``,
-  which exports ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` from ``SLURM_PROCID``/``SLURM_LOCALID``/
-  ``SLURM_NTASKS``, and ``MASTER_ADDR`` is the task's first node.
+  -c C --cpu-bind=cores --export=ALL,AUTOPHASE_EXPECT_RANKS=R`` (``C = 128 / P``; every rank
+  checks that its MPI world has R ranks, :mod:`autophase.mpi_world`); GPU stages go through
+  ``hpc/bin/slurm_ranks.sh``, which exports ``RANK``/``LOCAL_RANK``/``WORLD_SIZE`` from
+  ``SLURM_PROCID``/``SLURM_LOCALID``/``SLURM_STEP_NUM_TASKS``. No ``MASTER_ADDR`` is exported
+  for the job: each training task's rank 0 broadcasts its own host and a free port over MPI
+  (:mod:`autophase.distributed`), so a task never waits on a node outside it.
+
+Batch scripts ask Slurm for SIGTERM :data:`SIGNAL_LEAD_S` seconds before the walltime
+(``#SBATCH --signal=B:TERM@120``, to the batch shell, which passes it on to ``srun``; the
+training ranks then checkpoint at their next step).
 
 ``site.driver = "job"`` (NERSC's advice: the Parsl driver inside the batch job) starts both
 blocks in place over the job's nodes; every ``srun`` then carries ``--overlap``, because the
@@ -28,6 +35,9 @@ from ..rundir import RunDir
 from ..stages import REPO, Stage
 
 SCHEDULER = "slurm"
+#: Seconds before the walltime at which Slurm sends the batch shell SIGTERM (checkpoint time).
+SIGNAL_LEAD_S = 120
+EXPECT_ENV = "AUTOPHASE_EXPECT_RANKS"  # autophase.mpi_world.EXPECT_ENV (hpc/ must not import torch)
 CPU_AFFINITY = "list:48-63,112-127:32-47,96-111:16-31,80-95:0-15,64-79"
 
 
@@ -74,7 +84,7 @@ def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
 
 def launcher_options(cfg: WorkflowConfig, stage: Stage) -> str:
     """Appended by Parsl to ``srun --ntasks R --ntasks-per-node P --nodelist … --nodes N``."""
-    opts = _srun_gpu_opts(cfg, stage.ranks_per_node)
+    opts = [*_srun_gpu_opts(cfg, stage.ranks_per_node), f"--export=ALL,{EXPECT_ENV}={stage.ranks}"]
     if cfg.site.driver == "job":
         opts.append("--overlap")
     return " ".join(opts)
@@ -89,7 +99,7 @@ def launch(cfg: WorkflowConfig, stage: Stage, repo: Path = REPO) -> str:
     if not stage.mpi:
         return stage.command
     argv = ["srun", "-N", str(stage.nodes), f"--ntasks-per-node={stage.ranks_per_node}",
-            *_srun_gpu_opts(cfg, stage.ranks_per_node)]
+            *_srun_gpu_opts(cfg, stage.ranks_per_node), f"--export=ALL,{EXPECT_ENV}={stage.ranks}"]
     return shlex.join([*argv, *wrapper(cfg, stage, repo)]) + " " + stage.command
 
 
@@ -108,13 +118,16 @@ def batch_header(cfg: WorkflowConfig, job: str, nodes: int, ranks_per_node: int 
              f"#SBATCH -c {_cpus_per_task(cfg, rpn)}"]
     if site.filesystems:
         lines.append(f"#SBATCH -L {_licenses(cfg)}")
+    # a stage script's shell passes SIGTERM on to srun (B:); the workflow job's driver cannot,
+    # so there every step's tasks (Parsl's srun tasks: the training ranks) get it directly
+    lines.append(f"#SBATCH --signal={'B:' if ranks_per_node is not None else ''}TERM@{SIGNAL_LEAD_S}")
     lines.append("#SBATCH -o %x-%j.out")
     return lines
 
 
 def batch_env(cfg: WorkflowConfig, stage: Stage | None) -> list[str]:
-    """Job-side lines: the submission directory and torch.distributed's rendezvous host."""
+    """Job-side lines: the submission directory. No job-wide MASTER_ADDR/MASTER_PORT: Parsl's
+    MPI tasks would inherit them and wait on a node outside the task (the training engine
+    does its own rendezvous per task)."""
     return ['cd "${SLURM_SUBMIT_DIR}"',
-            'export MASTER_ADDR=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-            "export MASTER_PORT=29500",
-            'echo "job ${SLURM_JOB_ID}: ${SLURM_JOB_NUM_NODES} nodes, rendezvous ${MASTER_ADDR}:${MASTER_PORT}"']
+            'echo "job ${SLURM_JOB_ID}: ${SLURM_JOB_NUM_NODES} nodes"']
