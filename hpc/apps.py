@@ -41,7 +41,8 @@ def _die_with_parent() -> None:
 
 
 def _run(stage: str, command: str, log: str, resume_file: str | None, resume_flag: str) -> dict:
-    """Run ``command`` with ``bash -c``, appending its output to ``log``; return timings."""
+    """Run ``command`` with ``bash -c``, appending its output to ``log``; return timings:
+    ``seconds`` (float, s) of the command, ``started``/``ended`` (float, s since the epoch)."""
     import os
     import signal
     import subprocess
@@ -55,7 +56,7 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
         f.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {stage}{' (resuming)' if resumed else ''}\n"
                 f"$ {command}\n")
         f.flush()
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         # The command stays in the worker's process group (a cancelled block is killed as a
         # group, ranks' launcher included) and gets SIGTERM if its worker dies: commands end
         # in ``exec launcher …``, and mpiexec / srun take their ranks down when terminated.
@@ -73,7 +74,8 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
         with open(log, errors="replace") as f:
             tail = "".join(f.readlines()[-15:])
         raise StageFailed(stage, log, rc, tail)
-    return {"stage": stage, "seconds": seconds, "resumed": resumed}
+    return {"stage": stage, "seconds": seconds, "resumed": resumed, "started": started,
+            "ended": started + seconds}
 
 
 @python_app(cache=True, executors=["htex"], ignore_for_cache=["inputs"])

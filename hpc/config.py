@@ -41,7 +41,7 @@ __all__ = [
     "load", "loads", "dumps", "SITES",
 ]
 
-SITES = ("local", "polaris", "perlmutter")
+SITES = ("local", "polaris", "perlmutter", "slurm")
 _WALLTIME = re.compile(r"^\d{1,3}:[0-5]\d:[0-5]\d$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -63,12 +63,16 @@ class SiteSection:
     (the whole-workflow script; NERSC's recommendation), ``"login"`` runs it on a login
     node and lets Parsl submit its own blocks through PBS Pro / Slurm.
     ``queue`` is the PBS queue on Polaris and the Slurm QOS on Perlmutter.
+    ``"slurm"`` is any Slurm cluster (e.g. the one-node cluster of ``scripts/slurm_local.sh``)
+    through Perlmutter's code path, with ``account``, ``queue``, ``constraint`` and GPUs
+    optional. ``exclusive``: Parsl's blocks ask for whole nodes (``sbatch --exclusive``); a
+    one-node cluster, where the worker block and the MPI block share the node, sets it false.
     ``nodes`` is the size of the whole-workflow allocation (≥ every stage's nodes).
     ``setup`` are shell lines run before any stage (``module load``, ``conda activate``);
     ``env`` is exported in every job and task (NCCL / libfabric settings).
     """
 
-    name: Literal["local", "polaris", "perlmutter"]
+    name: Literal["local", "polaris", "perlmutter", "slurm"]
     driver: Literal["job", "login"] = "job"
     account: str = ""
     queue: str = ""
@@ -80,6 +84,7 @@ class SiteSection:
     gpus_per_node: int = 0
     interface: str = ""
     max_workers: int = 1
+    exclusive: bool = True
     setup: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
 
@@ -136,10 +141,12 @@ class EvaluateSection:
 
 @dataclass(frozen=True)
 class BenchmarksSection:
-    """Suites ``benchmarks/bench_<suite>.py``, run one after another (``--quick`` if set)."""
+    """Suites ``benchmarks/bench_<suite>.py`` (``--quick`` if set, then ``extra``, given to every
+    suite), each an htex task: they run side by side when the site has the workers."""
 
     suites: tuple[str, ...] = ()
     quick: bool = True
+    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -329,9 +336,9 @@ def _validate(cfg: WorkflowConfig, src: str) -> None:
             raise err("site.driver", "the local site runs its driver in place ('job')")
     else:
         for key in ("account", "queue"):
-            if not getattr(site, key):
+            if not getattr(site, key) and site.name != "slurm":
                 raise err(f"site.{key}", f"required on {site.name}")
-        if site.gpus_per_node < 1:
+        if site.gpus_per_node < 1 and site.name != "slurm":
             raise err("site.gpus_per_node", f"{site.name} nodes have GPUs; set it (4)")
         if not site.interface:
             raise err("site.interface", f"required on {site.name} (the high-speed network interface)")

@@ -136,7 +136,7 @@ def benchmark(cfg: WorkflowConfig, run: RunDir, suite: str, repo: Path = REPO) -
     argv = ["python", str(repo / "benchmarks" / f"bench_{suite}.py")]
     if cfg.benchmarks.quick:
         argv.append("--quick")
-    argv += ["--out", str(out)]
+    argv += [*cfg.benchmarks.extra, "--out", str(out)]
     return Stage(f"bench-{suite}", tuple(argv), outputs=(str(out),), gpu=cfg.site.gpus_per_node > 0)
 
 

@@ -8,9 +8,13 @@
 Each stage is a memoized Parsl app (:mod:`hpc.apps`) fed the stage's command line
 (:mod:`hpc.stages`), its log file and its token (:mod:`hpc.rundir`). Run the same config
 again and every finished stage comes back from Parsl's checkpoint (``reused: <stage>``); a
-stage that was killed runs again, training with ``--resume`` from its last checkpoint. The
-stages run one after another: each needs the previous one's output, and the timings of
-benchmarks and scaling points would suffer from company.
+stage that was killed runs again, training with ``--resume`` from its last checkpoint.
+
+Parsl schedules: every app is submitted at once, each with the futures of the stages it
+waits for as ``inputs``, so stages that do not depend on each other run side by side where
+the site has the workers — evaluation and the benchmarks share the htex workers after
+training (``site.max_workers`` of them; with one worker they simply queue). The MPI executor
+runs one MPI task at a time, and the scaling points (timings) wait for the htex stages.
 
 Everything of a run stays in its run directory (``runs/<name>/``): the resolved config,
 ``logs/<stage>.log``, every output, and Parsl's own records under ``parsl/``.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
@@ -68,14 +73,22 @@ class Step:
 
     ``kind`` picks the app: ``"mpi"`` (the MPI executor), ``"htex"`` (one worker) or
     ``"manifest"`` (the dataset check). ``depends`` names the stages whose outputs it reads:
-    their tokens join its stamp, so it reruns when they were redone. ``exclusive``: the stage
-    owns its output folder (see :meth:`RunDir.stamp`). The steps run one after another.
+    their tokens join its stamp, so it reruns when they were redone. ``after`` names stages
+    it only waits for (order, not data: training waits for the dataset check, benchmarks for
+    training so as not to time it). ``exclusive``: the stage owns its output folder (see
+    :meth:`RunDir.stamp`). A step starts once everything in ``depends`` and ``after`` (of
+    the steps being run) has finished.
     """
 
     stage: Stage
     kind: str
     depends: tuple[str, ...] = ()
     exclusive: bool = True
+    after: tuple[str, ...] = ()
+
+    @property
+    def waits_for(self) -> tuple[str, ...]:
+        return self.depends + tuple(a for a in self.after if a not in self.depends)
 
 
 def steps(cfg: WorkflowConfig, run: RunDir, repo: Path = REPO) -> list[Step]:
@@ -83,11 +96,14 @@ def steps(cfg: WorkflowConfig, run: RunDir, repo: Path = REPO) -> list[Step]:
     sim = stages.simulate(cfg, run)
     check = Stage("manifest", ("validate", str(run.out("simulate") / "manifest.json")))
     out = [Step(sim, "mpi"), Step(check, "manifest", ("simulate",)),
-           Step(stages.train(cfg, run), "mpi", ("simulate",)),
+           Step(stages.train(cfg, run), "mpi", ("simulate",), after=("manifest",)),
            Step(stages.evaluate(cfg, run), "htex", ("simulate", "train"))]
-    out += [Step(stages.benchmark(cfg, run, s, repo), "htex", exclusive=False) for s in cfg.benchmarks.suites]
+    benches = [Step(stages.benchmark(cfg, run, s, repo), "htex", exclusive=False, after=("train",))
+               for s in cfg.benchmarks.suites]
+    out += benches
     deps = ("simulate",) if cfg.scaling and cfg.scaling.stage == "train" else ()
-    out += [Step(p.stage, "mpi", deps) for p in scaling.plan(cfg, run)]
+    timed_alone = ("train", "evaluate", *(b.stage.name for b in benches))
+    out += [Step(p.stage, "mpi", deps, after=timed_alone) for p in scaling.plan(cfg, run)]
     if cfg.report.enabled:
         files = stages.result_files(cfg, run, scaling.study_files(cfg, run))
         dep_names = tuple(s.stage.name for s in out if s.kind != "manifest")
@@ -120,7 +136,7 @@ def dry_run(cfg: WorkflowConfig, run_dir: str | Path | None = None, out: TextIO 
     elif mod.SCHEDULER is not None:
         w(f"\n## driver: run `autophase workflow --config {cfg.source}` on a login node; "
           f"Parsl submits its blocks with {'qsub' if mod.SCHEDULER == 'pbs' else 'sbatch'}\n")
-    w("\n## stages (Parsl tasks, in order)\n")
+    w("\n## stages (Parsl tasks; each starts when the stages it waits for are done)\n")
     for step in steps(cfg, run):
         st = step.stage
         w(f"\n[{st.name}] {_describe(cfg, step)}\n")
@@ -133,6 +149,8 @@ def dry_run(cfg: WorkflowConfig, run_dir: str | Path | None = None, out: TextIO 
             w(f"  batch: {mod.launch(cfg, st)}\n")
         else:
             w(f"  task:  {sites.app_command(st)}\n")
+        if step.waits_for:
+            w(f"  waits for: {', '.join(step.waits_for)}\n")
         if st.resume_file:
             w(f"  resumes with {st.resume_flag} when {st.resume_file} exists\n")
         w(f"  log:   {run.log(st.name)}\n")
@@ -177,6 +195,7 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
                      signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
                     if _main_thread() else {})
     dfk = None
+    studies: dict[str, Future] = {}
     t_start = time.perf_counter()
     try:
         plan = steps(cfg, run) if plan is None else plan
@@ -205,11 +224,18 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
         sites.driver_path()
         dfk = parsl.load(parsl_config)
         futures = []
-        prev = None
+        by_name: dict = {}
+        points = {p.stage.name: p for p in scaling.plan(cfg, run)}
+        # A scaling study's JSON is written here, by the driver, once its points are done;
+        # the report (which reads it) waits for these futures too.
+        studies = {points[s.stage.name].mode: Future() for s in plan if s.stage.name in points}
         for step in plan:
             st = step.stage
             log = str(run.log(st.name))
-            inputs = [prev] if prev is not None else []
+            # Parsl starts the app once these futures are done: the graph's edges.
+            inputs = [by_name[d] for d in step.waits_for if d in by_name]
+            if st.name == "report":
+                inputs += list(studies.values())
             if step.kind == "manifest":
                 fut = apps.check_manifest(str(run.out("simulate")), cfg.simulate.n_crystals,
                                           tokens["manifest"], inputs=inputs)
@@ -223,12 +249,11 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
                                        resume_file=st.resume_file, resume_flag=st.resume_flag,
                                        inputs=inputs)
             futures.append((step, fut))
-            prev = fut
+            by_name[st.name] = fut
 
         results: dict[str, dict] = {}
         scaling_times: dict[str, list[tuple[int, int, float]]] = {}
         fresh: dict[str, list[bool]] = {}
-        points = {p.stage.name: p for p in scaling.plan(cfg, run)}
         for step, fut in futures:
             st = step.stage
             if step.kind != "manifest":
@@ -265,12 +290,16 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
                     if any(fresh[p.mode]) or not path.exists():  # reused points: keep the record
                         scaling.write(cfg, run, p.mode, scaling_times[p.mode], path)
                         echo(f"wrote: {_rel(path)}")
+                    studies[p.mode].set_result(str(path))
         total = time.perf_counter() - t_start
         echo(f"workflow {cfg.run.name}: finished in {total:.1f} s")
         if "report" in results:
             echo(f"report: {_rel(_report_entry(run.out('report')))}")
         return results
     finally:
+        for gate in studies.values():
+            if not gate.done():  # the run stopped before the study was written
+                gate.set_exception(RuntimeError("scaling study not written"))
         if dfk is not None:
             dfk.cleanup()
             parsl.clear()

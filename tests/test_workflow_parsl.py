@@ -160,3 +160,40 @@ def test_interrupted_run_stops_everything_and_resumes(tmp_path):
     resumed_from = int(log.split("start ")[2].split()[0])
     assert resumed_from >= stopped_at and "resumed" in log.split("start ")[2]
     assert (out / "done").read_text() == "ok"
+
+
+def test_independent_stages_run_side_by_side(tmp_path):
+    """Parsl schedules the graph: two htex stages that only wait for the same MPI stage run at
+    the same time on two workers, and a stage waiting for both starts after both ended."""
+    import dataclasses
+
+    cfg = _cfg()
+    cfg = dataclasses.replace(cfg, site=dataclasses.replace(cfg.site, max_workers=2))
+    nap = ("python", "-c", "import time; time.sleep(3)")
+    plan = [Step(Stage("ranks", RANKS, mpi=True, ranks_per_node=2, threads=1), "mpi"),
+            Step(Stage("left", nap), "htex", ("ranks",)),
+            Step(Stage("right", nap), "htex", after=("ranks",)),
+            Step(Stage("join", ("true",)), "htex", ("left", "right"))]
+    res = workflow.run(cfg, tmp_path / "run", echo=lambda s: None, plan=plan)
+    left, right, join, ranks = res["left"], res["right"], res["join"], res["ranks"]
+    assert left["started"] < right["ended"] and right["started"] < left["ended"], (left, right)
+    overlap = min(left["ended"], right["ended"]) - max(left["started"], right["started"])
+    assert overlap > 1.5, overlap                         # most of the 3 s, not a brush
+    assert min(left["started"], right["started"]) >= ranks["ended"]
+    assert join["started"] >= max(left["ended"], right["ended"])
+
+
+def test_graph_edges_let_evaluation_and_benchmarks_overlap(tmp_path):
+    """In the real graph, evaluation and the benchmarks wait for training, not for each other;
+    the scaling points (timings) wait for both; the report for every stage."""
+    from hpc.rundir import RunDir
+
+    plan = {s.stage.name: s for s in workflow.steps(_cfg(), RunDir(tmp_path / "run"))}
+    assert "train" in plan["evaluate"].waits_for and "train" in plan["bench-phasing"].waits_for
+    assert "bench-phasing" not in plan["evaluate"].waits_for
+    assert "evaluate" not in plan["bench-phasing"].waits_for
+    assert plan["train"].waits_for == ("simulate", "manifest")
+    for name, step in plan.items():
+        if name.startswith("scaling-"):
+            assert {"evaluate", "bench-phasing"} <= set(step.waits_for)
+    assert set(plan["report"].waits_for) >= set(plan) - {"manifest", "report"}

@@ -91,6 +91,7 @@ def cluster_config(cfg: WorkflowConfig, run: RunDir, address: str, provider, hte
         label=HTEX_LABEL,
         address=address,
         available_accelerators=site.gpus_per_node,
+        max_workers_per_node=site.max_workers,
         cpu_affinity=cpu_affinity,
         prefetch_capacity=0,
         provider=provider(1 if login else site.nodes, htex_launcher),

@@ -51,11 +51,14 @@ def _licenses(cfg: WorkflowConfig) -> str:
 
 
 def _srun_gpu_opts(cfg: WorkflowConfig, ranks_per_node: int) -> list[str]:
-    return [f"--gpus-per-node={cfg.site.gpus_per_node}", "-c", str(_cpus_per_task(cfg, ranks_per_node)),
-            "--cpu-bind=cores"]
+    gpus = [f"--gpus-per-node={cfg.site.gpus_per_node}"] if cfg.site.gpus_per_node else []
+    return [*gpus, "-c", str(_cpus_per_task(cfg, ranks_per_node)), "--cpu-bind=cores"]
 
 
-def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
+def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None,
+                 cpu_affinity: str = CPU_AFFINITY):
+    """Also the generic ``slurm`` site's (:mod:`.slurm`), with its own ``cpu_affinity``;
+    empty ``account``/``queue``/``constraint`` and no GPUs leave their options out."""
     from parsl.launchers import SrunLauncher
     from parsl.providers import LocalProvider, SlurmProvider
 
@@ -65,8 +68,8 @@ def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
     address = address or address_of(site.interface, cfg.source)
     init = worker_init(cfg)
     overlap = " --overlap" if site.driver == "job" else ""
-    htex_launcher = SrunLauncher(overrides=f"--ntasks-per-node=1 -c {site.cpus_per_node} "
-                                           f"--gpus-per-node={site.gpus_per_node}{overlap}")
+    gpus = f" --gpus-per-node={site.gpus_per_node}" if site.gpus_per_node else ""
+    htex_launcher = SrunLauncher(overrides=f"--ntasks-per-node=1 -c {site.cpus_per_node}{gpus}{overlap}")
 
     def provider(nodes: int, launcher):
         if site.driver == "job":
@@ -74,12 +77,15 @@ def parsl_config(cfg: WorkflowConfig, run: RunDir, address: str | None = None):
                                  launcher=launcher, worker_init=init)
         opts = f"#SBATCH -L {_licenses(cfg)}" if site.filesystems else ""
         return SlurmProvider(
-            account=site.account, qos=site.queue, constraint=site.constraint, walltime=site.walltime,
-            nodes_per_block=nodes, gpus_per_node=site.gpus_per_node, scheduler_options=opts,
-            worker_init=init, launcher=launcher, exclusive=True, init_blocks=0, min_blocks=0, max_blocks=1,
+            account=site.account or None, qos=site.queue or None, constraint=site.constraint or None,
+            walltime=site.walltime, nodes_per_block=nodes, gpus_per_node=site.gpus_per_node or None,
+            # a shared node: ask for its CPUs (sbatch --cpus-per-task) instead of the whole node
+            cores_per_node=None if site.exclusive else site.cpus_per_node, scheduler_options=opts,
+            worker_init=init, launcher=launcher, exclusive=site.exclusive, init_blocks=0, min_blocks=0,
+            max_blocks=1,
         )
 
-    return cluster_config(cfg, run, address, provider, htex_launcher, "srun", CPU_AFFINITY)
+    return cluster_config(cfg, run, address, provider, htex_launcher, "srun", cpu_affinity)
 
 
 def launcher_options(cfg: WorkflowConfig, stage: Stage) -> str:
@@ -105,17 +111,16 @@ def launch(cfg: WorkflowConfig, stage: Stage, repo: Path = REPO) -> str:
 
 def batch_header(cfg: WorkflowConfig, job: str, nodes: int, ranks_per_node: int | None = None) -> list[str]:
     site = cfg.site
-    rpn = ranks_per_node or site.gpus_per_node
-    lines = ["#!/bin/bash",
-             f"#SBATCH -J {job}",
-             f"#SBATCH -A {site.account}",
-             f"#SBATCH -C {site.constraint}",
-             f"#SBATCH -q {site.queue}",
-             f"#SBATCH -t {site.walltime}",
-             f"#SBATCH -N {nodes}",
-             f"#SBATCH --ntasks-per-node={rpn}",
-             f"#SBATCH --gpus-per-node={site.gpus_per_node}",
-             f"#SBATCH -c {_cpus_per_task(cfg, rpn)}"]
+    rpn = ranks_per_node or site.gpus_per_node or 1
+    lines = ["#!/bin/bash", f"#SBATCH -J {job}"]
+    lines += [f"#SBATCH -{flag} {value}" for flag, value in
+              (("A", site.account), ("C", site.constraint), ("q", site.queue)) if value]
+    lines += [f"#SBATCH -t {site.walltime}",
+              f"#SBATCH -N {nodes}",
+              f"#SBATCH --ntasks-per-node={rpn}"]
+    if site.gpus_per_node:
+        lines.append(f"#SBATCH --gpus-per-node={site.gpus_per_node}")
+    lines.append(f"#SBATCH -c {_cpus_per_task(cfg, rpn)}")
     if site.filesystems:
         lines.append(f"#SBATCH -L {_licenses(cfg)}")
     # a stage script's shell passes SIGTERM on to srun (B:); the workflow job's driver cannot,
