@@ -110,9 +110,8 @@ def test_every_knob_recorded_and_replays(crystals):
     again = generate(p["seed"], n=p["n"], size_range=tuple(p["size_range"]), photons=p["photons"],
                      edge=p["edge_voxels"], p_substrate=p["p_substrate"], phase_probability=p["phase_probability"])
     assert np.array_equal(again.obj, c.obj)
-    kinds = {generate(s).params["shape"]["kind"] for s in range(6, 16)} | {
-        x.params["shape"]["kind"] for x in crystals.values()}
-    assert len(kinds) >= 4, kinds
+    kinds = {x.params["shape"]["kind"] for x in crystals.values()}
+    assert len(kinds) >= 4, kinds  # seeds 0–5 already draw polyhedron, rod, rounded, superellipsoid
 
 
 def test_independent_of_the_project_simulator():
