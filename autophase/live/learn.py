@@ -451,8 +451,8 @@ class Learner:
 
     def submit(self, magnitude: np.ndarray, measured: np.ndarray | None, stem: str) -> None:
         """Queue one imaged scan (√counts (z, y, x), measured mask or None); returns at once."""
-        self._q.put((np.asarray(magnitude, np.float32), None if measured is None else np.asarray(measured, bool),
-                     str(stem)))
+        self._q.put((np.array(magnitude, np.float32), None if measured is None else np.array(measured, bool),
+                     str(stem)))  # copies: the caller may reuse its buffers
 
     def idle(self) -> bool:
         """No scan waiting and no round running."""
