@@ -58,6 +58,41 @@ def find_mpiexec() -> str | None:
     return str(BIN / "mpiexec") if (BIN / "mpiexec").exists() else shutil.which("mpiexec")
 
 
+def mpi_family(text: str) -> str | None:
+    """``"openmpi"``, ``"mpich"`` (MPICH, Hydra, Cray MPICH) or None, from version text."""
+    t = text.lower()
+    if "open mpi" in t or "open-rte" in t or "openrte" in t:
+        return "openmpi"
+    if "mpich" in t or "hydra" in t:
+        return "mpich"
+    return None
+
+
+def mpiexec_problem(exe: str | None) -> str | None:
+    """Why ``exe`` cannot launch this Python's mpi4py ranks (None: it can).
+
+    The recorded H200 row ``ddp-1: exit 1`` after 4 ms was this: the benchmark ran under the
+    system ``python3``, the launcher "beside this Python" was ``/usr/bin/mpiexec`` — Open
+    MPI's, which exits 1 at once when run as root — while mpi4py was not built on Open MPI.
+    A launcher of another MPI family than mpi4py's (or one that cannot start) is refused;
+    the benchmark then uses torchrun.
+    """
+    if exe is None:
+        return "no mpiexec beside this Python or on the PATH"
+    try:
+        ver = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+        lib = subprocess.run([sys.executable, "-c", "from mpi4py import MPI; print(MPI.Get_library_version())"],
+                             capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{exe}: {e}"
+    if lib.returncode != 0:
+        return "mpi4py cannot start MPI here"
+    have, want = mpi_family(ver.stdout + ver.stderr), mpi_family(lib.stdout)
+    if have != want:
+        return f"{exe} belongs to {have or 'an unknown MPI'} but mpi4py runs on {want or 'an unknown MPI'}"
+    return None
+
+
 def launcher_command(launcher: str, ranks: int) -> list[str]:
     """The prefix that starts ``ranks`` processes of ``python -m autophase.cli``."""
     if launcher == "torchrun":
@@ -90,13 +125,19 @@ def run_config(engine: str, ranks: int, args, workdir: Path) -> dict:
         cmd = launcher_command(args.launcher, ranks) + cmd
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
+    if engine != "none" and args.launcher == "mpiexec" and os.geteuid() == 0:
+        # Open MPI refuses root without these (MPICH ignores them)
+        env.update(OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         print(r.stdout[-2000:], r.stderr[-2000:], file=sys.stderr)
-        return {"error": f"exit {r.returncode}", "wall_s": wall}
+        last = next((ln.strip() for ln in reversed((r.stderr or r.stdout).splitlines()) if ln.strip()), "")
+        # the launcher's own last line, so that a record explains itself
+        return {"error": f"exit {r.returncode}" + (f": {last[:300]}" if last else ""), "wall_s": wall,
+                "launcher": "-" if engine == "none" else args.launcher}
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     last = rows[-1]
     return {"samples_per_s": float(last["samples_per_s"]), "train_s": float(last["train_s"]),
@@ -122,14 +163,18 @@ def main() -> int:
         args.width, args.steps = 4, 3
     if args.data is None:
         args.data = f"synthetic:{max(16, 2 * args.batch_size * (args.steps + 2))}:0"
+    launcher_note = None
     if args.launcher is None:
-        # the venv's own MPICH (what setup installs); a system mpiexec may belong to another
-        # MPI than mpi4py's (on the H200 node Open MPI's refused to run as root), torchrun needs none
-        args.launcher = "mpiexec" if (BIN / "mpiexec").exists() else "torchrun"
+        # mpiexec only when it is mpi4py's own MPI (see mpiexec_problem: the H200's
+        # /usr/bin/mpiexec was Open MPI's and failed at once); torchrun needs no MPI
+        launcher_note = mpiexec_problem(find_mpiexec())
+        args.launcher = "torchrun" if launcher_note else "mpiexec"
+        if launcher_note:
+            print(f"bench_training: ddp ranks start with torchrun: {launcher_note}", flush=True)
     gpus = gpu_count()
     res = {"width": args.width, "batch_per_rank": args.batch_size, "steps_per_epoch": args.steps,
            "data": args.data, "workers": args.workers, "device": f"{gpus} GPU(s)" if gpus else "cpu",
-           "configs": {}}
+           "launcher": args.launcher, "launcher_note": launcher_note, "configs": {}}
     with tempfile.TemporaryDirectory() as d:
         for engine in args.engines.split(","):
             for ranks in ((1,) if engine == "none" else (1, 2)):

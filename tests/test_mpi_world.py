@@ -85,3 +85,19 @@ def test_matching_world_logs_the_library_once(tmp_path):
     assert r.returncode == 0, r.stderr
     logs = [ln for ln in r.stderr.splitlines() if ln.startswith("t: MPI: ")]
     assert len(logs) == 1 and "MPICH" in logs[0] and logs[0].endswith("2 rank(s)")
+
+
+@pytest.mark.skipif(not MPIEXEC.exists(), reason="no mpiexec beside this Python")
+def test_bench_training_uses_mpiexec_only_of_mpi4pys_mpi(tmp_path):
+    """The H200's ``ddp-1: exit 1`` (4 ms): /usr/bin/mpiexec was Open MPI's, mpi4py's was not."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_training", ROOT / "benchmarks" / "bench_training.py")
+    bt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bt)
+    assert bt.mpiexec_problem(str(MPIEXEC)) is None  # the venv's MPICH: mpi4py's own
+    other = tmp_path / "mpiexec"  # what Open MPI's launcher says of itself
+    other.write_text("#!/bin/sh\necho 'mpiexec (OpenRTE) 4.1.6'\nexit 0\n")
+    other.chmod(0o755)
+    assert bt.mpiexec_problem(str(other)) == f"{other} belongs to openmpi but mpi4py runs on mpich"
+    assert bt.mpiexec_problem(None).startswith("no mpiexec")
