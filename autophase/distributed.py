@@ -162,6 +162,8 @@ class Engine:
         self.rank, self.world, self.local_rank = rank, world, local_rank
         if device is None:
             device = choose_device(local_rank=local_rank)
+        elif device == "cuda" and torch.cuda.device_count():  # this rank's GPU (DDP needs an index)
+            device = cuda_device(local_rank, torch.cuda.device_count())
         self.device = torch.device(device)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
