@@ -22,7 +22,11 @@ HELP = "compare the network, network + ER refinement and iterative phasing again
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..predict import add_refinement_arguments
 
-    p.add_argument("--data", required=True, help="a simulated run directory (or synthetic:N[:SEED[:LO:HI]])")
+    p.add_argument("--data", help="a simulated run directory (or synthetic:N[:SEED[:LO:HI]]); required "
+                                   "unless --suite external")
+    p.add_argument("--suite", choices=("heldout", "external"), default="heldout",
+                   help="heldout (default): --data's held-out crystals; external: the independent generator "
+                        "(set --seed, --n crystals) and every shared measured scan (autophase.external_suite)")
     p.add_argument("--model", help="checkpoint (default: the shipped model)")
     p.add_argument("--out", required=True, help="results .json")
     p.add_argument("--n", type=int, default=100, help="held-out crystals to evaluate")
@@ -51,6 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1 or args.refine < 0 or args.phasing < 0:
         raise InputError("need --n ≥ 1, --refine ≥ 0, --phasing ≥ 0")
     refinement = refinement_from_args(args)
+    if args.suite == "external":
+        from ..external_suite import run_command
+
+        return run_command(args, out)
+    if not args.data:
+        raise InputError("--data: a simulated run directory is required (or --suite external)")
 
     def progress(k, n):
         print(f"\revaluate: {k}/{n} crystals", end="" if k < n else "\n", file=sys.stderr, flush=True)

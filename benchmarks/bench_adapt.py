@@ -1,0 +1,156 @@
+"""predict --adapt K: its cost per step and whether it beats 50 more ER iterations.
+
+    .venv/bin/python benchmarks/bench_adapt.py                       # 2 + 2 crystals + scan 54
+    .venv/bin/python benchmarks/bench_adapt.py --n 4 --steps 5 20 50 --out benchmarks/results/adapt-cpu.json
+
+For each pattern, with the shipped model and the project's prediction defaults
+(symmetry averaging above χ² 0.008, refinement start 0.2, shrink-wrap every 5 at 0.15):
+
+* ``K = 0`` — the network alone, NN + 50 ER and NN + 100 ER (the "50 more ER" reference);
+* ``K ∈ --steps`` — one adaptation run of max(K) Adam steps at ``--lr`` on the pattern
+  (:func:`autophase.model.adapt.adapt_network`, physics loss only), predicting from the
+  snapshot after K steps: the adapted network alone and adapted NN + 50 ER.
+
+χ² is eq. 2 with the fitted scale over the measured voxels; where a truth exists (the
+simulator held-out set and the independent generator) the phase error after alignment
+too. Sources (:func:`autophase.testsets.sources.load_source`): ``simulator`` (seed 14,
+the held-out seed, 10⁸ photons — inside the shipped model's training range),
+``generator2`` (seed 1, its own 10⁶ photons) and ``scan54`` (the measured pattern, prepped
+by ``autophase prep``).
+
+Cost: seconds per adaptation step (forward + backward at batch 1, 64³, the model's
+width) over the whole run, snapshot predictions excluded; the 50 extra ER iterations'
+seconds beside it. The machine's load average is recorded: on the shared 2-core machine
+timings are noisy; rerun on a quiet machine with the command above.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from autophase.bench.record import RESULTS_DIR, write_record
+
+
+def _score(p, truth):
+    from autophase.physics.metrics import compare_to_truth
+
+    out = {"chi2": float(p.chi2), "seconds_nn": float(p.seconds_nn), "seconds_refine": float(p.seconds_refine)}
+    if truth is not None:
+        c = compare_to_truth(p.object, truth)
+        out["phase_error_rad"] = c["phase_error_rad"]
+        out["complex_error"] = c["complex_error"]
+    return out
+
+
+def run_item(predictor, item, steps: list[int], lr: float) -> dict:
+    from autophase.model.adapt import adapt_network
+    from autophase.predict import refine_prediction
+
+    mag, meas, truth = item.magnitude, item.measured, item.truth
+    row = {"name": item.name, "K": {}}
+    p0 = predictor.predict(mag[None], [meas])[0]
+    r50 = refine_prediction(p0, mag, meas, 50)
+    r100 = refine_prediction(p0, mag, meas, 100)
+    row["K"]["0"] = {"nn": _score(p0, truth), "nn_50er": _score(r50, truth), "nn_100er": _score(r100, truth)}
+    snap_s = [0.0]
+
+    def on_step(k, net):
+        if k not in steps:
+            return
+        t0 = time.perf_counter()
+        keep, compiled = predictor.net, predictor.compiled
+        import torch
+
+        predictor.net, predictor.compiled = net.to(memory_format=torch.channels_last_3d), False
+        try:
+            net.eval()
+            p = predictor.predict(mag[None], [meas])[0]
+        finally:
+            predictor.net, predictor.compiled = keep, compiled
+        r = refine_prediction(p, mag, meas, 50)
+        row["K"][str(k)] = {"nn": _score(p, truth), "nn_50er": _score(r, truth)}
+        snap_s[0] += time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ad = adapt_network(predictor.net, mag, meas, max(steps), lr, predictor.threshold, on_step=on_step)
+    total = time.perf_counter() - t0
+    row["adapt_loss"] = ad.losses
+    row["seconds_per_step"] = (total - snap_s[0]) / max(steps)
+    row["seconds_50_more_er"] = float(r100.seconds_refine - r50.seconds_refine)
+    return row
+
+
+def summarise(rows: list[dict], steps: list[int]) -> dict:
+    """Per K: median χ² ratio to NN + 100 ER (NN alone and NN + 50 ER) and how often it is ≤ it."""
+    out = {}
+    for K in ["0"] + [str(k) for k in steps]:
+        ref = np.array([r["K"]["0"]["nn_100er"]["chi2"] for r in rows])
+        nn = np.array([r["K"][K]["nn"]["chi2"] for r in rows])
+        er = np.array([r["K"][K]["nn_50er"]["chi2"] for r in rows])
+        out[K] = {"median_chi2_nn": float(np.median(nn)), "median_chi2_nn_50er": float(np.median(er)),
+                  "median_ratio_nn_50er_over_nn_100er": float(np.median(er / ref)),
+                  "fraction_nn_50er_le_nn_100er": float(np.mean(er <= ref))}
+    out["median_chi2_nn_100er"] = float(np.median([r["K"]["0"]["nn_100er"]["chi2"] for r in rows]))
+    out["median_seconds_per_step"] = float(np.median([r["seconds_per_step"] for r in rows]))
+    out["median_seconds_50_more_er"] = float(np.median([r["seconds_50_more_er"] for r in rows]))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2, help="crystals per simulated source (default 2)")
+    ap.add_argument("--steps", type=int, nargs="+", default=[5, 20, 50], help="K values (default 5 20 50)")
+    ap.add_argument("--lr", type=float, default=None, help="adaptation learning rate (default: predict's)")
+    ap.add_argument("--sources", nargs="+", default=["simulator", "generator2", "scan54"])
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--out", default=str(RESULTS_DIR / "adapt-cpu.json"))
+    a = ap.parse_args(argv)
+    import torch
+
+    from autophase.model.adapt import DEFAULT_ADAPT_LR, check_adapt
+    from autophase.predict import Predictor
+    from autophase.testsets.sources import load_source
+
+    lr = DEFAULT_ADAPT_LR if a.lr is None else a.lr
+    for k in a.steps:
+        check_adapt(k, lr)
+    steps = sorted(set(a.steps))
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    predictor = Predictor(device="cpu")
+    photons = {"simulator": 1e8, "generator2": 1e6}
+    seeds = {"simulator": 14, "generator2": 1, "scan54": 0}
+    results = {"model": {k: predictor.meta.get(k) for k in ("version", "file", "network")}, "lr": lr,
+               "steps": steps, "torch_threads": torch.get_num_threads(), "load_average_start": os.getloadavg(),
+               "sources": {}}
+    for src in a.sources:
+        n = 1 if src == "scan54" else a.n
+        items = load_source(src, n, seeds[src], photons.get(src, 1e6))
+        rows = []
+        for it in items:
+            t0 = time.perf_counter()
+            rows.append(run_item(predictor, it, steps, lr))
+            k0, kmax = rows[-1]["K"]["0"], rows[-1]["K"][str(steps[-1])]
+            print(f"bench_adapt: {it.name}: NN {k0['nn']['chi2']:.4g}  +50ER {k0['nn_50er']['chi2']:.4g}  "
+                  f"+100ER {k0['nn_100er']['chi2']:.4g} | K={steps[-1]}: NN {kmax['nn']['chi2']:.4g}  "
+                  f"+50ER {kmax['nn_50er']['chi2']:.4g}  ({rows[-1]['seconds_per_step']:.2f} s/step, "
+                  f"{time.perf_counter() - t0:.0f} s)", flush=True)
+        results["sources"][src] = {"seed": seeds[src], "photons": photons.get(src), "rows": rows,
+                                   "summary": summarise(rows, steps)}
+        results["load_average_end"] = os.getloadavg()
+        results["command"] = " ".join([".venv/bin/python", "benchmarks/bench_adapt.py", *(argv or sys.argv[1:])])
+        path = write_record("adapt", results, a.out)  # after every source: a long run keeps what it has
+    for src, d in results["sources"].items():
+        s = d["summary"]
+        print(f"bench_adapt: {src}: " + "  ".join(f"K={K}: NN+50ER/NN+100ER {s[K]['median_ratio_nn_50er_over_nn_100er']:.3g}"
+                                                    for K in ["0"] + [str(k) for k in steps]))
+    print(f"bench_adapt: wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
