@@ -53,7 +53,7 @@ def _save_npy(arr):
 class Service:
     def __init__(self, inbox: Path, out: Path, model: Path):
         cmd = [sys.executable, "-m", "autophase.cli", "watch", str(inbox), "-o", str(out), "--model", str(model),
-               "--format", "npz", "--no-plot", "--refine", "3", "--symmetries", "1", "--poll-ms", "5"]
+               "--format", "npz", "--no-plot", "--refine", "3", "--symmetries", "1", "--poll-ms", "5", "--no-compile"]
         env = dict(os.environ, AUTOPHASE_FFTW_THREADS="1")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
         self.lines: list[str] = []
@@ -91,6 +91,19 @@ def _wait_for(path: Path, timeout: float = 120) -> None:
 
 def _events(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+def _other_model(path: Path) -> str:
+    """A second tiny network saved at ``path``; its version (SHA-256 prefix)."""
+    import torch
+
+    from autophase.model import AutoPhaseNet, NetworkConfig, save_checkpoint
+    from autophase.model.checkpoint import file_sha256
+
+    torch.manual_seed(1)
+    cfg = NetworkConfig(width=2, depth=2)
+    save_checkpoint(path, {"network": cfg.to_dict(), "model": AutoPhaseNet(cfg).state_dict()})
+    return file_sha256(path)[:16]
 
 
 def _no_temporaries(out: Path) -> list[str]:
@@ -144,6 +157,14 @@ def test_watch_service(tmp_path, model_path):
     _drop(inbox, "small.npy", _save_npy(_pattern(2, n=32)))
     _drop(inbox, "b.npy", _save_npy(_pattern(3)))
     _wait_for(out / "b.npz")
+    # a promoted model (OUT/models/current.json, as the learner or a rollback writes it) is used from the next input
+    models = out / "models"
+    models.mkdir()
+    v2 = _other_model(models / "m2.pt")
+    (models / ".current.json.tmp").write_text(json.dumps({"version": v2, "path": "m2.pt"}))
+    os.replace(models / ".current.json.tmp", models / "current.json")
+    _drop(inbox, "e.npy", _save_npy(_pattern(6)))
+    _wait_for(out / "e.npz")
     watching.set()
     t.join(5)
     rc, err = svc.stop()
@@ -153,6 +174,9 @@ def test_watch_service(tmp_path, model_path):
     ev = _events(out)
     kinds = [(Path(e["input"]).name, e["event"]) for e in ev]
     assert kinds.count(("a.npy", "result")) == 1 and kinds.count(("b.npy", "result")) == 1
+    by_name = {Path(e["input"]).name: e for e in ev if e["event"] == "result"}
+    assert by_name["e.npy"]["model_version"] == v2 != by_name["b.npy"]["model_version"]
+    assert by_name["e.npy"]["model_path"].endswith("m2.pt")
     errors = {Path(e["input"]).name: e["error"] for e in ev if e["event"] == "error"}
     assert set(errors) == {"broken.npy", "small.npy"}
     assert "broken.npy" in errors["broken.npy"] and "32" in errors["small.npy"]
@@ -163,7 +187,7 @@ def test_watch_service(tmp_path, model_path):
     assert not (out / "broken.npz").exists() and not (out / "small.npz").exists()
     assert _no_temporaries(out) == []
     with np.load(out / "b.npz") as z:
-        assert str(z["model_version"]) == res[-1]["model_version"] and int(z["refine_iterations"]) == 3
+        assert str(z["model_version"]) == by_name["b.npy"]["model_version"] and int(z["refine_iterations"]) == 3
 
     # restart: a and b are done, c is new; a file renamed in just before SIGTERM is done or left whole
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("[!.]*.npz")}

@@ -37,9 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mask-invalid", action="store_true", help="NaN/negative voxels are unmeasured")
     p.add_argument("--batch-size", type=int, default=8, help="most queued patterns per network batch (default 8)")
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: cuda if available)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network (pads every batch to --batch-size; pays on a GPU, "
-                        "not for one pattern at a time on a CPU)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                   help="compile the network before 'ready' (inductor with freezing, batch 1: ≈1 min once "
+                        "on 2 cores, then each pass ≈3× faster than eager; default on)")
     p.add_argument("--poll-ms", type=float, default=10.0, help="how often INBOX is listed (default 10 ms)")
     p.add_argument("--scan-marker", default="SCAN_COMPLETE",
                    help="file whose presence marks a raw scan directory complete (default SCAN_COMPLETE)")
