@@ -346,7 +346,8 @@ def _run_torch_batch(eng, p: _Prepared, params: PhasingParams, algos, jobs, prog
 
 def failed_runs(results: list[PhasingResult], groups: list[int], drop_factor: float) -> list[str]:
     """Why each run failed, "" if it did not: NaN/inf χ² or LLK, an empty support, or
-    χ² > ``drop_factor`` × the median χ² of the runs of its group (candidate)."""
+    χ² > ``drop_factor`` × the median χ² of the runs of its group (candidate). The χ² rule
+    needs ≥ 3 runs in a group (of two, neither can exceed 3× their median)."""
     chi = np.array([r.chi2 for r in results], np.float64)
     why = []
     for i, r in enumerate(results):
