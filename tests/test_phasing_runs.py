@@ -142,6 +142,11 @@ def test_best_k_average_beats_selected_start_and_drops_failure(data32):
     err_avg = compare_to_truth(out.object, rho)["complex_error"]
     assert err_avg <= err_kept
     assert out.chi2 < 1.3 * floor and out.support.any()
+    assert [r["averaged"] for r in out.runs] == [True] * 4 + [False]
+    # average_within: only runs with χ² ≤ factor × the kept run's χ² go into the average
+    tight = _select(p, dataclasses.replace(params, average_within=1.0), [(0.2, 1.0)],
+                    [(0, k) for k in range(5)], runs, 1.0)
+    assert tight.averaged == sum(r.chi2 <= kept.chi2 for r in runs[:4]) >= 1
     # through the public call: K ≤ N runs averaged, none failed on this clean pattern
     r = phase(M, schedule=SCHED, seed=5, starts=3, best_k=2)
     assert r.averaged == 2 and r.dropped == 0 and len(r.runs) == 3
@@ -174,7 +179,7 @@ def test_phase_batch_with_candidates(data32):
     ("beta", 7.0), ("beta", 0.0), ("beta", float("nan")), ("sw_threshold", 5.0), ("sw_threshold", (0.1, 1.0)),
     ("sw_threshold", ()), ("sw_sigma", -1.0), ("sw_sigma", "3:0"), ("sw_sigma", 11.0), ("shrink_wrap_every", -3),
     ("shrink_wrap_every", 2.5), ("starts", 0), ("best_k", 2), ("seed", -1), ("support", 0.0), ("support", "box"),
-    ("schedule", "3*FOO"), ("engine", "gpu"), ("free_fraction", 0.9), ("drop_factor", 0.5),
+    ("schedule", "3*FOO"), ("engine", "gpu"), ("free_fraction", 0.9), ("drop_factor", 0.5), ("average_within", 0.5),
     ("device", "cuda:7"),  # with the cpu engine: a device is an error; see the torch case below
 ])
 def test_params_validate_names_the_field(data32, field, value):

@@ -68,6 +68,9 @@ class PhasingParams:
         aligned and averaged (1 ≤ best_k ≤ starts; 1 = keep the best run as it is).
     drop_factor : a run whose χ² exceeds drop_factor × the median χ² of its candidate's
         runs counts as failed and is dropped (as are NaN figures and empty supports).
+    average_within : of the best_k runs, only those with χ² ≤ average_within × the best
+        run's χ² are averaged: a run that converged to another, worse solution is not a
+        failure but would pull the average away (``inf``: average all best_k).
 
     :meth:`validate` checks every field (called by :func:`phase`, :func:`phase_batch`
     and the CLI before anything runs).
@@ -89,6 +92,7 @@ class PhasingParams:
     device: str | None = None
     best_k: int = 1
     drop_factor: float = 3.0
+    average_within: float = 1.3
 
     # ------------------------------------------------------------------ candidates
     def thresholds(self) -> tuple[float, ...]:
@@ -146,6 +150,8 @@ class PhasingParams:
             raise ParamError("engine", self.engine, "unknown engine (cpu or torch)")
         checks.check_device("device", self.device, self.engine)
         checks.check_fraction("drop_factor", self.drop_factor, 1.0, float("inf"), high_inclusive=False)
+        if not (isinstance(self.average_within, (int, float)) and self.average_within >= 1):
+            raise ParamError("average_within", self.average_within, "must be ≥ 1 (inf: no limit)")
         return self
 
 
@@ -163,7 +169,7 @@ class PhasingResult:
     start   : index of the best run's start.
     selected : the winning candidate, {"sw_threshold": t, "sw_sigma": σ or "a:b", "candidate": i}.
     runs    : one dict per run: candidate, start, sw_threshold, sw_sigma, chi2, llk_free, failed
-              ("" or why it was dropped).
+              ("" or why it was dropped), averaged (whether it is in the object).
     averaged : how many runs the object averages (1: the best run as it is).
     dropped : how many runs failed and were dropped.
     """
@@ -463,13 +469,16 @@ def _key(r: PhasingResult) -> float:
 
 def _select(p: _Prepared, params: PhasingParams, cands, jobs, results: list[PhasingResult],
             seconds: float) -> PhasingResult:
-    """Drop failed runs, pick the best run by LLK_free, average its candidate's best K."""
+    """Drop failed runs, pick the best run by LLK_free, average its candidate's best K
+    (those within ``average_within`` × the best run's χ²)."""
     why = failed_runs(results, [c for c, _ in jobs], params.drop_factor)
     ok = [i for i, w in enumerate(why) if not w] or list(range(len(results)))  # all failed: keep the least bad
     best = min(ok, key=lambda i: _key(results[i]))
     c_best = jobs[best][0]
     t, sigma = cands[c_best]
-    mine = sorted((i for i in ok if jobs[i][0] == c_best), key=lambda i: _key(results[i]))[:params.best_k]
+    limit = params.average_within * results[best].chi2
+    mine = sorted((i for i in ok if jobs[i][0] == c_best and (i == best or results[i].chi2 <= limit)),
+                  key=lambda i: _key(results[i]))[:params.best_k]
     if len(mine) > 1:
         objs = [results[i].object * results[i].support for i in mine]
         final_sigma = sigma[1] if isinstance(sigma, tuple) else sigma
@@ -480,8 +489,8 @@ def _select(p: _Prepared, params: PhasingParams, cands, jobs, results: list[Phas
         out.seconds = seconds
     out.selected = {"sw_threshold": t, "sw_sigma": _sigma_record(sigma), "candidate": c_best}
     out.runs = [{"candidate": c, "start": k, "sw_threshold": cands[c][0], "sw_sigma": _sigma_record(cands[c][1]),
-                 "chi2": float(r.chi2), "llk_free": float(r.llk_free), "failed": w}
-                for (c, k), r, w in zip(jobs, results, why)]
+                 "chi2": float(r.chi2), "llk_free": float(r.llk_free), "failed": w, "averaged": i in mine}
+                for i, ((c, k), r, w) in enumerate(zip(jobs, results, why))]
     out.averaged = len(mine)
     out.dropped = sum(1 for w in why if w)
     return out
