@@ -3,11 +3,13 @@
     autophase simulate --n-crystals 1000 --out runs/sim                 # one process
     mpiexec -n 8 autophase simulate --n-crystals 1000 --out runs/sim    # eight ranks
 
-Work split: shard k (crystals [k·S, (k+1)·S)) is made by rank ``k mod R`` (round robin),
-so every file is written by exactly one rank and the file set does not depend on R;
-each crystal's randomness depends only on (seed, crystal index)
-(:func:`~autophase.simulate.pipeline.crystal_rng`), so neither do the bytes of the
-magnitudes. One rank is one core: FFTs run single-threaded (``AUTOPHASE_FFT_WORKERS=1``
+Work split: shard k (crystals [k·S, (k+1)·S)) is made by whichever rank claims it next from
+a shared counter (:class:`ShardQueue`, dynamic load balancing: crystals vary in cost —
+LAMMPS iterations, size — and a rank that drew cheap ones takes more shards, instead of a
+static round robin that waits for the unluckiest rank). Every file is written by exactly one
+rank and the file set does not depend on R; each crystal's randomness depends only on
+(seed, crystal index) (:func:`~autophase.simulate.pipeline.crystal_rng`), so neither do the
+bytes of the magnitudes, whichever rank makes them. One rank is one core: FFTs run single-threaded (``AUTOPHASE_FFT_WORKERS=1``
 unless set) and LAMMPS runs on ``MPI.COMM_SELF``.
 
 Sequence:
@@ -40,7 +42,7 @@ from ..errors import InputError
 from .config import SimulationConfig
 from .pipeline import simulate_crystal
 
-__all__ = ["get_comm", "my_shards", "run_simulation", "KILL_ENV"]
+__all__ = ["get_comm", "my_shards", "ShardQueue", "run_simulation", "KILL_ENV"]
 
 # Test hook: SIGKILL this process after writing this many samples (proves resumability
 # with a real, uncatchable kill; ignored unless set).
@@ -60,8 +62,59 @@ def get_comm():
 
 
 def my_shards(n_shards: int, rank: int, size: int) -> list[int]:
-    """Shards made by ``rank`` of ``size``: k ≡ rank (mod size)."""
+    """A static split (round robin): k ≡ rank (mod size). :class:`ShardQueue` replaced it."""
     return list(range(rank, n_shards, size))
+
+
+class ShardQueue:
+    """Shard indices 0 … n−1 handed out one at a time to whichever rank asks next.
+
+    The counter (one int64) lives in an MPI window on rank 0; a claim is an atomic
+    ``MPI_Fetch_and_op(+1)`` under a shared lock, so every index goes to exactly one rank.
+    Without hardware atomics MPICH completes it when rank 0 enters the MPI library, so rank 0
+    calls :meth:`poke` between crystals (a claim waits at most one of its crystals). With one
+    rank (or no MPI) it counts locally. :meth:`close` is collective: every rank calls it after
+    its last claim.
+    """
+
+    def __init__(self, comm, n_shards: int):
+        self.n, self._next_local, self._win, self._comm = n_shards, 0, None, comm
+        if comm is not None and comm.Get_size() > 1:
+            from mpi4py import MPI
+
+            self._mpi = MPI
+            item = MPI.INT64_T.Get_size()
+            self._win = MPI.Win.Allocate(item if comm.Get_rank() == 0 else 0, item, comm=comm)
+            if comm.Get_rank() == 0:
+                self._win.Lock(0)
+                self._win.Put(np.zeros(1, np.int64), 0)
+                self._win.Unlock(0)
+            comm.Barrier()  # nobody claims before the counter is 0
+
+    def claim(self) -> int:
+        """The next unclaimed index (≥ n once all are gone)."""
+        if self._win is None:
+            k, self._next_local = self._next_local, self._next_local + 1
+            return k
+        got = np.zeros(1, np.int64)
+        self._win.Lock(0, self._mpi.LOCK_SHARED)
+        self._win.Fetch_and_op(np.ones(1, np.int64), got, 0, 0, self._mpi.SUM)
+        self._win.Unlock(0)
+        return int(got[0])
+
+    def poke(self) -> None:
+        """Let MPI progress other ranks' pending claims on this rank's counter."""
+        if self._win is not None and self._comm.Get_rank() == 0:
+            self._comm.Iprobe()
+
+    def __iter__(self):
+        while (k := self.claim()) < self.n:
+            yield k
+
+    def close(self) -> None:
+        if self._win is not None:
+            self._win.Free()
+            self._win = None
 
 
 class _Killer:
@@ -79,7 +132,7 @@ class _Killer:
 
 
 def _make_shard(cfg: SimulationConfig, run_dir: Path, k: int, rid: str, killer: _Killer,
-                bar) -> dict:
+                bar, queue: ShardQueue | None = None) -> dict:
     crystals = cfg.shard_crystals(k)
     spc = cfg.samples_per_crystal
     stats = {"crystals": 0, "seconds": 0.0, "relax_iterations": [], "relax_drop_eV": []}
@@ -98,6 +151,8 @@ def _make_shard(cfg: SimulationConfig, run_dir: Path, k: int, rid: str, killer: 
                 stats["relax_drop_eV"].append(rel["energy_drop_per_atom_eV"])
             if bar is not None:
                 bar.update(1)
+            if queue is not None:
+                queue.poke()
         w.commit()
     return stats
 
@@ -162,30 +217,27 @@ def _run(cfg: SimulationConfig, run_dir: Path, progress: bool, log) -> dict | No
     local = {"crystals": 0, "seconds": 0.0, "written": 0, "skipped": 0,
              "relax_iterations": [], "relax_drop_eV": []}
     try:
-        todo = []
-        for k in my_shards(cfg.n_shards, rank, size):
+        queue = ShardQueue(comm, cfg.n_shards)
+        if progress and rank == 0:
+            from tqdm import tqdm
+
+            bar = tqdm(unit="crystal", desc=f"simulate (rank 0 of {size})", disable=None, leave=False)
+        killer = _Killer()
+        for k in queue:
             final = run_dir / shard_name(k)
             crystals = cfg.shard_crystals(k)
             if final.exists():  # a final name is only ever given to a complete shard
                 check_shard(final, len(crystals) * cfg.samples_per_crystal,
                             crystals.start * cfg.samples_per_crystal, rid)
                 local["skipped"] += 1
-            else:
-                todo.append(k)
-        if progress and rank == 0:
-            from tqdm import tqdm
-
-            n_todo = sum(len(cfg.shard_crystals(k)) for k in todo)
-            bar = tqdm(total=n_todo, unit="crystal", desc=f"simulate (rank 0 of {size})",
-                       disable=None, leave=False)
-        killer = _Killer()
-        for k in todo:
-            st = _make_shard(cfg, run_dir, k, rid, killer, bar)
+                continue
+            st = _make_shard(cfg, run_dir, k, rid, killer, bar, queue)
             local["crystals"] += st["crystals"]
             local["seconds"] += st["seconds"]
             local["written"] += 1
             local["relax_iterations"] += st["relax_iterations"]
             local["relax_drop_eV"] += st["relax_drop_eV"]
+        queue.close()
     except BaseException as e:  # noqa: BLE001 - stop every rank rather than hang them
         if size > 1:
             print(f"autophase simulate: rank {rank} failed: {e}", file=sys.stderr)
