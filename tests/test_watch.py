@@ -165,6 +165,15 @@ def test_watch_service(tmp_path, model_path):
     os.replace(models / ".current.json.tmp", models / "current.json")
     _drop(inbox, "e.npy", _save_npy(_pattern(6)))
     _wait_for(out / "e.npz")
+    # a raw scan directory is taken once its completion marker appears, through prep
+    from test_prep import write_scan
+
+    write_scan(tmp_path / "stage" / "scan7")
+    os.replace(tmp_path / "stage" / "scan7", inbox / "scan7")
+    time.sleep(0.3)
+    assert not (out / "scan7.npz").exists() and "scan7" not in (out / "events.jsonl").read_text()
+    (inbox / "scan7" / "SCAN_COMPLETE").write_text("")
+    _wait_for(out / "scan7.npz")
     watching.set()
     t.join(5)
     rc, err = svc.stop()
@@ -177,6 +186,8 @@ def test_watch_service(tmp_path, model_path):
     by_name = {Path(e["input"]).name: e for e in ev if e["event"] == "result"}
     assert by_name["e.npy"]["model_version"] == v2 != by_name["b.npy"]["model_version"]
     assert by_name["e.npy"]["model_path"].endswith("m2.pt")
+    assert by_name["scan7"]["kind"] == "scan" and by_name["scan7"]["stages"]["prep"] > 0
+    assert (out / "prepped" / "scan7.cxi").is_file()
     errors = {Path(e["input"]).name: e["error"] for e in ev if e["event"] == "error"}
     assert set(errors) == {"broken.npy", "small.npy"}
     assert "broken.npy" in errors["broken.npy"] and "32" in errors["small.npy"]

@@ -626,7 +626,7 @@ class WatchService:
             if k > 0 and self.stopping.is_set():  # the rest of the batch waits for the next start
                 self.queue = [r[0] for r in ready[k:]] + self.queue
                 return
-            stages["wait"] = max(0.0, t0 - a.detected)  # seen by the poll → its batch starts
+            stages["wait"] = max(0.0, t0 - a.arrival)  # arrival → its batch starts (behind earlier work)
             stages["nn"] = t_nn
             pred = preds[k]
             try:

@@ -1,0 +1,196 @@
+"""Latency of the warm ``autophase watch`` service against whole one-shot processes (issue 16).
+
+    .venv/bin/python benchmarks/bench_live.py              # 5 patterns, ≈3 min on a quiet 2-core CPU
+    .venv/bin/python benchmarks/bench_live.py --n 7 --out benchmarks/results/live-cpu.json
+
+Data: ``--n`` 64³ patterns of simulated strained gold crystals with 10⁶ photons
+(the same as ``bench_phasing.py``), written as .npy counts to a staging folder on the
+same file system as the INBOX.
+
+Sections (one JSON record, ``benchmarks/results/live-<cpu|gpu>.json``):
+
+* ``watch_refine50`` / ``watch_refine0`` — a service ``autophase watch INBOX -o OUT
+  --format npz --refine 50|0`` (default options otherwise: pictures on, made by its
+  background process) is started as a subprocess; after its ``ready`` line each pattern
+  is renamed into INBOX one at a time, ``--gap`` seconds after the previous result, and
+  the latency is the wall time from the ``rename`` to the result file being present
+  (polled every 0.5 ms). The service's own event line (stage times, χ²) is kept beside
+  each latency. On a GPU the network and the refinement run on it.
+* ``whole_phase`` / ``whole_predict`` — whole processes ``autophase phase P -o y.npz
+  --no-plot`` and ``autophase predict P -o x.npz --refine 50 --no-plot`` on the same
+  patterns, alternated pattern by pattern so that a drifting machine load hits both.
+
+Acceptance (issue 16): refine-50 median ≤ 1.0 s and ≥ 5× below the whole phase process;
+refine-0 median ≤ 0.3 s (≤ 50 ms on a GPU); whole predict ≤ whole phase.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from autophase.bench.record import write_record  # noqa: E402
+
+AUTOPHASE = [sys.executable, "-m", "autophase.cli"]
+
+
+def _stats(xs: list[float]) -> dict:
+    xs = [float(x) for x in xs]
+    q = np.percentile(xs, [25, 75]) if len(xs) > 1 else [xs[0], xs[0]]
+    return {"median_s": statistics.median(xs), "min_s": min(xs), "max_s": max(xs), "q25_s": float(q[0]),
+            "q75_s": float(q[1]), "n": len(xs), "values_s": [round(x, 5) for x in xs]}
+
+
+class _Service:
+    """``autophase watch`` as a subprocess; stdout lines collected by a thread."""
+
+    def __init__(self, inbox: Path, out: Path, options: list[str]):
+        self.cmd = [*AUTOPHASE, "watch", str(inbox), "-o", str(out), *options]
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.lines: list[str] = []
+        self.t_start = time.perf_counter()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def wait_ready(self, timeout: float = 600) -> float:
+        t_end = time.monotonic() + timeout
+        while not any(s.startswith("ready") for s in self.lines):
+            if self.proc.poll() is not None or time.monotonic() > t_end:
+                self.proc.kill()
+                raise RuntimeError(f"watch did not become ready: {self.proc.stderr.read()[-2000:]}")
+            time.sleep(0.01)
+        return time.perf_counter() - self.t_start
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(300)
+
+
+def watch_latency(name: str, patterns: list[Path], options: list[str], gap: float, work: Path) -> dict:
+    inbox, out, stage = work / f"{name}-in", work / f"{name}-out", work / f"{name}-stage"
+    for d in (inbox, stage):
+        d.mkdir()
+    for p in patterns:
+        os.link(p, stage / p.name) if hasattr(os, "link") else stage.joinpath(p.name).write_bytes(p.read_bytes())
+    svc = _Service(inbox, out, options)
+    ready_s = svc.wait_ready()
+    print(f"{name}: ready after {ready_s:.1f} s ({svc.lines[0].strip()})", flush=True)
+    lat = []
+    try:
+        for p in patterns:
+            time.sleep(gap)
+            target = out / (p.stem + ".npz")
+            t0 = time.perf_counter()
+            os.rename(stage / p.name, inbox / p.name)
+            while not target.exists():
+                if svc.proc.poll() is not None:
+                    raise RuntimeError(f"watch ended: {svc.proc.stderr.read()[-2000:]}")
+                time.sleep(0.0005)
+            lat.append(time.perf_counter() - t0)
+            print(f"{name}: {p.name} {lat[-1] * 1e3:.0f} ms", flush=True)
+        time.sleep(0.2)
+    finally:
+        rc = svc.stop()
+    events = [json.loads(s) for s in (out / "events.jsonl").read_text().splitlines()]
+    res = {"command": " ".join(["autophase", *svc.cmd[3:]]), "ready_s": ready_s, "exit_code": rc,
+           "ready_line": svc.lines[0].strip(), "gap_s": gap, "latency": _stats(lat),
+           "events": [{k: e.get(k) for k in ("input", "event", "latency_s", "chi2", "llk_free", "stages",
+                                             "symmetries", "model_version", "device", "error")} for e in events]}
+    return res
+
+
+def whole_processes(patterns: list[Path], work: Path, refine: int) -> tuple[dict, dict]:
+    ph, pr = [], []
+    env = dict(os.environ)
+    for k, p in enumerate(patterns):
+        runs = [("phase", [*AUTOPHASE, "phase", str(p), "-o", str(work / "y.npz"), "--no-plot"], ph),
+                ("predict", [*AUTOPHASE, "predict", str(p), "-o", str(work / "x.npz"), "--refine", str(refine),
+                             "--no-plot"], pr)]
+        if k % 2:
+            runs.reverse()
+        for name, cmd, acc in runs:
+            t0 = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+            dt = time.perf_counter() - t0
+            if r.returncode:
+                raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr[-2000:]}")
+            acc.append(dt)
+            print(f"whole {name}: {p.name} {dt:.2f} s", flush=True)
+    return ({"command": f"autophase phase P -o y.npz --no-plot", **_stats(ph)},
+            {"command": f"autophase predict P -o x.npz --refine {refine} --no-plot", **_stats(pr)})
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=5, help="patterns (default 5)")
+    ap.add_argument("--gap", type=float, default=1.0, help="seconds between a result and the next rename (default 1)")
+    ap.add_argument("--no-whole", action="store_true", help="skip the whole-process rows")
+    ap.add_argument("--note", default="", help="a note stored with the record (e.g. 'machine shared')")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/live-<cpu|gpu>.json)")
+    args = ap.parse_args(argv)
+    if args.n < 1:
+        ap.error("--n must be ≥ 1")
+    from bench_phasing import make_patterns
+
+    import torch
+
+    gpu = torch.cuda.is_available()
+    print(f"simulating {args.n} crystals …", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_live.") as d:
+        work = Path(d)
+        src = work / "patterns"
+        src.mkdir()
+        patterns = []
+        for i, (mag, _) in enumerate(make_patterns(args.n, seed=21)):
+            p = src / f"pattern{i:02d}.npy"
+            np.save(p, (mag.astype(np.float32) ** 2))
+            patterns.append(p)
+        results: dict = {"n_patterns": args.n, "shape": [64, 64, 64], "photons": 1e6, "gpu": gpu,
+                         "note": args.note, "load_average_start": os.getloadavg()}
+        results["watch_refine50"] = watch_latency("refine50", patterns, ["--refine", "50", "--format", "npz"],
+                                                  args.gap, work)
+        results["watch_refine0"] = watch_latency("refine0", patterns, ["--refine", "0", "--format", "npz"],
+                                                 args.gap, work)
+        if not args.no_whole:
+            results["whole_phase"], results["whole_predict"] = whole_processes(patterns, work, 50)
+        results["load_average_end"] = os.getloadavg()
+    r50 = results["watch_refine50"]["latency"]["median_s"]
+    r0 = results["watch_refine0"]["latency"]["median_s"]
+    acc = {"refine50_median_le_1s": r50 <= 1.0, "refine0_median_le_0.3s": r0 <= 0.3}
+    if gpu:
+        acc["refine0_median_le_50ms_gpu"] = r0 <= 0.05
+    if not args.no_whole:
+        ph = results["whole_phase"]["median_s"]
+        results["whole_phase_over_watch_refine50"] = ph / r50
+        results["whole_predict_over_whole_phase"] = results["whole_predict"]["median_s"] / ph
+        acc["refine50_5x_below_whole_phase"] = ph / r50 >= 5
+        acc["whole_predict_le_whole_phase"] = results["whole_predict"]["median_s"] <= ph
+    results["acceptance"] = acc
+    path = write_record("live", results, args.out)
+    print(json.dumps({"watch_refine50_median_s": r50, "watch_refine0_median_s": r0,
+                      **{k: results[k] for k in ("whole_phase_over_watch_refine50",
+                                                 "whole_predict_over_whole_phase") if k in results},
+                      "acceptance": acc}, indent=1))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
