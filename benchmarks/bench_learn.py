@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="starting checkpoint (default: the shipped model)")
     p.add_argument("--source", default="generator2", help="simulator | generator2 (autophase.testsets)")
     p.add_argument("--n-train", type=int, default=6)
-    p.add_argument("--n-held", type=int, default=3)
+    p.add_argument("--n-held", type=int, default=4)
     p.add_argument("--n-test", type=int, default=4)
     p.add_argument("--copies", type=int, default=32)
     p.add_argument("--epochs", type=int, default=2)
@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     results = {
         "model": str(model), "source": a.source, "config": cfg.to_dict(), "threads": a.threads,
         "held_back": {k: rec[k] for k in ("score_current", "score_candidate", "chi2_current", "chi2_candidate",
-                                          "decision")},
+                                          "wins", "decision")},
         "unseen_test": {"n": a.n_test, "score_current": s_cur, "score_candidate": s_cand,
                         "chi2_current": per_cur, "chi2_candidate": per_cand,
                         "noise_floor_chi2": [it.noise_floor_chi2 for it in test]},

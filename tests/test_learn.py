@@ -12,8 +12,8 @@ import torch
 from autophase.cli import main as cli
 from autophase.errors import InputError
 from autophase.experimental.finetune import FinetuneConfig
-from autophase.live.learn import (LearnConfig, Learner, ModelStore, ScanStore, add_learn_arguments, judge,
-                                  learn_config_from_args, run_round)
+from autophase.live.learn import (LearnConfig, Learner, ModelStore, ScanStore, add_learn_arguments,
+                                  better_candidate, judge, learn_config_from_args, run_round)
 from autophase.model.checkpoint import read_checkpoint, save_checkpoint
 from autophase.predict import default_model_path
 
@@ -44,6 +44,16 @@ def _history(out):
     return [json.loads(line) for line in (out / "models" / "history.jsonl").read_text().splitlines()]
 
 
+def test_promotion_rule():
+    assert better_candidate([0.10, 0.20], [0.09, 0.19], 0.01)
+    assert not better_candidate([0.10, 0.20], [0.0995, 0.199], 0.01)        # gain below min_gain
+    # a better mean carried by one scan, worse on the two others: refused
+    assert not better_candidate([0.04, 0.21, 0.08], [0.05, 0.10, 0.09], 0.01)
+    assert better_candidate([0.04, 0.21, 0.08, 0.1], [0.05, 0.10, 0.09, 0.09], 0.01)   # half of them
+    assert not better_candidate([0.1, 0.2], [0.05, float("nan")], 0.01)
+    assert not better_candidate([], [], 0.0)
+
+
 def test_worse_candidate_is_refused(tmp_path, scan_mags):
     # the current model: the shipped one (an untrained network is so poor that noise
     # does not make it worse); the candidate: its weights with noise of each tensor's spread
@@ -72,7 +82,7 @@ def test_better_candidate_is_promoted_and_rollback_restores(tmp_path, model_path
     # the untrained tiny network is a deliberately poor start: three steps of fine-tuning
     # on four scans' copies image the two held-back scans better
     assert rec["decision"] == "promoted", rec
-    assert rec["score_candidate"] < 0.99 * rec["score_current"]
+    assert rec["score_candidate"] < 0.99 * rec["score_current"] and rec["wins"] >= 1
     assert rec["held"] == ["scan_4", "scan_5"] and rec["train"] == ["scan_0", "scan_1", "scan_2", "scan_3"]
     v1, p1 = store.current()
     assert v1 == rec["candidate"] != v0 and p1 == out / "models" / f"{v1}.pt"

@@ -19,7 +19,9 @@ training never takes the service's cores or stalls its inference:
    over scans of χ² after the network and K ER iterations
    (:meth:`autophase.predict.Predictor.predict` with ``refine=K``; χ² as eq. 2 of the paper);
 4. **promote** the candidate only if its score is lower than the current one's by more
-   than the fraction ``min_gain``; otherwise keep the current model.
+   than the fraction ``min_gain`` *and* it fits at least half of the held-back scans
+   better (a mean over a few scans follows its worst one: one hard crystal imaged better
+   must not carry a model that images the others worse); otherwise keep the current model.
 
 Model store, ``OUT/models/`` (:class:`ModelStore`)::
 
@@ -66,7 +68,7 @@ from ..errors import InputError
 from ..experimental.finetune import FinetuneConfig
 
 __all__ = ["LearnConfig", "add_learn_arguments", "learn_config_from_args", "ModelStore", "ScanStore", "Learner",
-           "train_candidate", "score_model", "judge",
+           "train_candidate", "score_model", "better_candidate", "judge",
            "run_round"]
 
 
@@ -87,14 +89,15 @@ class LearnConfig:
     holdout : the most recent scans held back from training, to score on.
     min_train, max_train : training scans per round (the most recent before the held-back ones).
     max_scans : scans kept on disk (the oldest are deleted).
-    min_gain : promote when score_candidate < (1 − min_gain) · score_current.
+    min_gain : promote when score_candidate < (1 − min_gain) · score_current (and the
+        candidate's χ² is lower on at least half of the held-back scans).
     symmetries : the network's symmetric copies when scoring (1: one pass).
     finetune : the training recipe and K = ``finetune.refine`` ER iterations of the score.
     nice, threads : the round process's niceness and torch/numba/OpenMP threads.
     """
 
     every: int = 8
-    holdout: int = 2
+    holdout: int = 4
     min_train: int = 2
     max_train: int = 32
     max_scans: int = 64
@@ -360,12 +363,22 @@ def score_model(model: str | os.PathLike, mags: np.ndarray, measured: Sequence[n
     return float(np.mean(chi)), chi
 
 
+def better_candidate(chi2_current: Sequence[float], chi2_candidate: Sequence[float], min_gain: float) -> bool:
+    """The promotion rule on the held-back scans' χ² (same scans, same order): the
+    candidate's mean below (1 − ``min_gain``) × the current's, and its χ² lower on at
+    least half of the scans. NaN anywhere in the candidate's is a refusal."""
+    cur, cand = np.asarray(chi2_current, float), np.asarray(chi2_candidate, float)
+    if cur.shape != cand.shape or cur.size == 0 or not np.all(np.isfinite(cand)):
+        return False
+    return bool(cand.mean() < (1 - min_gain) * cur.mean() and 2 * int((cand < cur).sum()) >= cur.size)
+
+
 def judge(store: ModelStore, candidate: str | os.PathLike, base: str, mags: np.ndarray,
           measured: Sequence[np.ndarray], held: Sequence[str], cfg: LearnConfig, **extra: Any) -> dict[str, Any]:
     """Score ``candidate`` and the model ``base`` (a version in ``store``) on the held-back
-    scans; promote the candidate when it is better by more than ``cfg.min_gain`` and
-    ``base`` is still current. Returns the history record (``decision``: promoted, refused
-    or stale)."""
+    scans; promote the candidate when it is better by more than ``cfg.min_gain`` on the
+    mean, better on at least half of the scans (``wins``), and ``base`` is still current.
+    Returns the history record (``decision``: promoted, refused or stale)."""
     from ..model.checkpoint import file_sha256
 
     k = cfg.finetune.refine
@@ -377,7 +390,8 @@ def judge(store: ModelStore, candidate: str | os.PathLike, base: str, mags: np.n
                            "score": f"mean chi2 of NN + {k} ER", "score_current": s_cur, "score_candidate": s_cand,
                            "chi2_current": per_cur, "chi2_candidate": per_cand, "min_gain": cfg.min_gain,
                            "seconds_score": time.perf_counter() - t0, **extra}
-    better = np.isfinite(s_cand) and s_cand < (1 - cfg.min_gain) * s_cur
+    rec["wins"] = sum(c < b for c, b in zip(per_cand, per_cur))
+    better = better_candidate(per_cur, per_cand, cfg.min_gain)
     with store.lock():
         if not better:
             rec["decision"] = "refused"
