@@ -34,10 +34,10 @@ def _err(text: str) -> str:
     return str(e.value)
 
 
-@pytest.mark.parametrize("site", ["local", "polaris", "perlmutter"])
+@pytest.mark.parametrize("site", ["local", "polaris", "perlmutter", "slurm-local"])
 def test_shipped_configs_load_and_round_trip(site):
     cfg = config.load(JOBS / f"{site}.toml")
-    assert cfg.site.name == site
+    assert cfg.site.name == {"slurm-local": "slurm"}.get(site, site)
     again = config.loads(config.dumps(cfg), "resolved")
     assert again == cfg
     assert again.site.env == cfg.site.env
@@ -199,3 +199,42 @@ def test_hpc_site_without_interface_on_this_host(tmp_path):
     cfg = config.loads(text, "polaris.toml")
     with pytest.raises(InputError, match="no-such-if0"):
         sites.parsl_config(cfg, RunDir(tmp_path))
+
+
+def test_slurm_site_is_perlmutters_code_path_without_its_specifics(tmp_path):
+    """jobs/slurm-local.toml: SlurmProvider blocks (no --exclusive on the one shared node, its CPUs
+    asked for instead), srun MPI stages, no -A/-q/-C/--gpus-per-node anywhere, PMI-2 for srun."""
+    from parsl.executors import MPIExecutor
+    from parsl.launchers import SimpleLauncher, SrunLauncher
+    from parsl.providers import SlurmProvider
+
+    from hpc import batch, stages
+    from hpc.sites import perlmutter, slurm
+
+    cfg = config.load(JOBS / "slurm-local.toml")
+    assert sites.site_module(cfg) is slurm and slurm.launch is perlmutter.launch
+    assert cfg.site.env["SLURM_MPI_TYPE"] == "pmi2"
+    pc = sites.parsl_config(cfg, RunDir(tmp_path), address="127.0.0.1")
+    htex, mpi = pc.executors
+    assert isinstance(htex.provider, SlurmProvider) and isinstance(mpi.provider, SlurmProvider)
+    assert isinstance(htex.provider.launcher, SrunLauncher) and isinstance(mpi.provider.launcher, SimpleLauncher)
+    assert isinstance(mpi, MPIExecutor) and mpi.mpi_launcher == "srun"
+    assert htex.max_workers_per_node == 2 and htex.available_accelerators == []
+    for p in (htex.provider, mpi.provider):
+        assert not p.exclusive and p.cores_per_node == 2
+        assert (p.account, p.qos, p.constraint, p.gpus_per_node) == (None, None, None, None)
+        assert "--exclusive" not in p.scheduler_options and "SLURM_MPI_TYPE=pmi2" in p.worker_init
+    assert "gpus" not in htex.provider.launcher.overrides
+    train = stages.train(cfg, RunDir(tmp_path))
+    assert "--gpus" not in sites.resource_spec(cfg, train).get("launcher_options", "")
+    script = batch.stage_script(cfg, train)
+    assert "#SBATCH --ntasks-per-node=2" in script and "#SBATCH -c 1" in script
+    assert not any(line.startswith(("#SBATCH -A", "#SBATCH -q", "#SBATCH -C", "#SBATCH --gpus"))
+                   for line in script.splitlines())
+    assert "export SLURM_MPI_TYPE=pmi2" in script and "srun -N 1 --ntasks-per-node=2" in script
+
+
+def test_slurm_site_needs_no_account_but_an_interface():
+    text = (JOBS / "slurm-local.toml").read_text()
+    assert config.loads(text, "s.toml").site.account == ""
+    assert "site.interface" in _err(text.replace('interface = "lo"', 'interface = ""'))

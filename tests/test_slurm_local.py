@@ -102,6 +102,7 @@ def _accounted(job: str, state: str, timeout: float = 60) -> list[dict]:
         time.sleep(1)
 
 
+@pytest.mark.timeout(1200)  # on a fresh machine the fixture's package install counts too
 def test_workflow_graph_under_slurm(slurm, tmp_path):
     cfg = _config(tmp_path, "graph")
     t0 = time.perf_counter()
@@ -156,6 +157,7 @@ def _job_output(job: str) -> str:
     return text
 
 
+@pytest.mark.timeout(1200)
 def test_scancel_mid_epoch_then_resume(slurm, tmp_path):
     import torch
 

@@ -1,6 +1,7 @@
 """One Parsl configuration per site, plus what each site knows about launching MPI jobs.
 
-Every site module (:mod:`.local`, :mod:`.polaris`, :mod:`.perlmutter`) provides:
+Every site module (:mod:`.local`, :mod:`.polaris`, :mod:`.perlmutter`, and :mod:`.slurm`, any
+Slurm cluster through Perlmutter's functions) provides:
 
 ``SCHEDULER``                       ``None``, ``"pbs"`` or ``"slurm"``
 ``parsl_config(cfg, run, address)`` a :class:`parsl.config.Config` with two executors:
