@@ -142,6 +142,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=5, help="patterns (default 5)")
     ap.add_argument("--gap", type=float, default=1.0, help="seconds between a result and the next rename (default 1)")
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-process rows")
+    ap.add_argument("--sym1", action="store_true",
+                    help="also the two service rows with --symmetries 1 (one network pass per pattern)")
     ap.add_argument("--note", default="", help="a note stored with the record (e.g. 'machine shared')")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/live-<cpu|gpu>.json)")
     args = ap.parse_args(argv)
@@ -168,6 +170,11 @@ def main(argv=None) -> int:
                                                   args.gap, work)
         results["watch_refine0"] = watch_latency("refine0", patterns, ["--refine", "0", "--format", "npz"],
                                                  args.gap, work)
+        if args.sym1:
+            for k in (50, 0):
+                results[f"watch_refine{k}_sym1"] = watch_latency(
+                    f"refine{k}sym1", patterns, ["--refine", str(k), "--format", "npz", "--symmetries", "1"],
+                    args.gap, work)
         if not args.no_whole:
             results["whole_phase"], results["whole_predict"] = whole_processes(patterns, work, 50)
         results["load_average_end"] = os.getloadavg()
