@@ -134,8 +134,16 @@ def test_server_routes_and_bad_port(results, tmp_path):
             assert e.value.code == 404
         with pytest.raises(InputError, match="--http"):        # the port is taken
             serve(out, h.port)
+        # the event stream replays what came after the client's last event, then stays open
+        stream = urllib.request.urlopen(h.url + "api/stream?after=1", timeout=10)
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+        lines = [stream.readline() for _ in range(5)]
+        assert lines[2] == b"event: run\n" and json.loads(lines[3][6:])["seq"] == 2
     finally:
+        t0 = time.perf_counter()
         h.stop()
+    assert time.perf_counter() - t0 < 5                          # an open stream does not hold it up
+    stream.close()
     with pytest.raises(OSError):                                 # and free again after stop()
         socket.create_connection(("127.0.0.1", h.port), timeout=2).close()
     with pytest.raises(InputError, match="--http"):

@@ -327,7 +327,7 @@ class _Server:
                     break
                 kind, data = item
                 await resp.write(f"event: {kind}\ndata: {_dumps(data)}\n\n".encode())
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the browser went away
             pass
         finally:
             self.subscribers.discard(q)
