@@ -197,6 +197,7 @@ def run_command(args, out) -> int:
         print(f"\revaluate: external {name}: {k}/{n}", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
     res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress)
+    res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
     write_results(res, out)
     for name, d in res["sources"].items():
         s = d["summary"]
