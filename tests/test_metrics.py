@@ -158,3 +158,17 @@ def test_alignment_rejects_bad_input(strained):
         align_to(strained, strained, upsample=0)
     with pytest.raises(ValueError, match="shape"):
         align_to(strained[:-1], strained)
+
+
+def test_phase_error_ignores_what_the_answer_leaves_empty(strained):
+    # a right answer with a hard-edged hole where the crystal is strong, shifted by a
+    # fraction of a voxel: the ringing inside the hole has no phase to score, the hole
+    # itself is complex error
+    rho = strained
+    holed = rho.copy()
+    holed[30:34] = 0
+    est = np.exp(0.4j) * _fourier_shift(holed, (0.5, -0.3, 0.2))
+    m = compare_to_truth(est, rho)
+    assert m["phase_error_rad"] < 0.01
+    assert m["complex_error"] > 0.02
+    assert phase_error(np.zeros_like(rho), rho) > 1.5  # no answer, no phase

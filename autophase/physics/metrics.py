@@ -19,6 +19,7 @@ phase and scale):
 
 * complex error  ‖c a − t‖² / ‖t‖²
 * phase error    √(Σ_w |t| Δφ² / Σ_w |t|)  with Δφ = arg(c a · t̄), over |t| > 0.5 max|t|
+  where the answer has an amplitude (|c a| > 0.1 max|c a|)
 * amplitude SSIM inside the true crystal's bounding box plus 3 voxels (whole-volume SSIM
   is dominated by empty background: a fixed sphere scores 0.92 there).
 
@@ -282,13 +283,25 @@ def complex_error(estimate: np.ndarray, truth: np.ndarray) -> float:
 
 
 def phase_error(estimate: np.ndarray, truth: np.ndarray, level: float = 0.5,
-                alignment: Alignment | None = None) -> float:
-    """Amplitude-weighted RMS phase difference (rad) where |t| > ``level`` × max|t|."""
+                alignment: Alignment | None = None, answer_level: float = 0.1) -> float:
+    """|t|-weighted RMS phase difference (rad) where |t| > ``level`` × max|t| and the aligned
+    answer has an amplitude, |a| > ``answer_level`` × max|a|.
+
+    The second condition: the phase of a voxel the answer leaves (nearly) empty means
+    nothing. Whole-voxel alignment scored such voxels as perfect (arg 0 = 0); a sub-voxel
+    shift turns the answer's hard support edge into faint ringing of arbitrary phase, which
+    would score them as random. Missing amplitude is what complex error and SSIM measure.
+    An answer with no amplitude there scores π/√3, the RMS of a uniformly random phase.
+    """
     al = alignment or align_to(estimate, truth)
     t = np.asarray(truth, np.complex128)
+    a = np.asarray(al.aligned)
     w = np.abs(t)
-    m = w > level * w.max()
-    d = np.angle(al.aligned[m] * np.conj(t[m]))
+    aa = np.abs(a)
+    m = (w > level * w.max()) & (aa > answer_level * aa.max())
+    if not m.any():
+        return float(np.pi / np.sqrt(3.0))
+    d = np.angle(a[m] * np.conj(t[m]))
     return float(np.sqrt(np.sum(w[m] * d * d) / np.sum(w[m])))
 
 
