@@ -15,13 +15,15 @@ training never takes the service's cores or stalls its inference:
    magnitudes is the loss (:class:`autophase.train.trainer.Trainer` with the recipe of
    :func:`autophase.experimental.finetune.train_config`: BatchNorm frozen, support
    threshold fixed, best checkpoint by validation χ²);
-3. **score** the current model and the candidate on the held-back scans, each by the mean
-   over scans of χ² after the network and K ER iterations
-   (:meth:`autophase.predict.Predictor.predict` with ``refine=K``; χ² as eq. 2 of the paper);
+3. **score** the current model and the candidate on the held-back scans, each by the
+   geometric mean over scans of χ² after the network and K ER iterations
+   (:meth:`autophase.predict.Predictor.predict` with ``refine=K``; χ² as eq. 2 of the
+   paper). Geometric: each crystal's *relative* change counts the same — an arithmetic
+   mean over a few scans follows the hardest one, and one hard crystal imaged better
+   must not carry a model that images the others worse;
 4. **promote** the candidate only if its score is lower than the current one's by more
    than the fraction ``min_gain`` *and* it fits at least half of the held-back scans
-   better (a mean over a few scans follows its worst one: one hard crystal imaged better
-   must not carry a model that images the others worse); otherwise keep the current model.
+   better; otherwise keep the current model.
 
 Model store, ``OUT/models/`` (:class:`ModelStore`)::
 
@@ -68,7 +70,7 @@ from ..errors import InputError
 from ..experimental.finetune import FinetuneConfig
 
 __all__ = ["LearnConfig", "add_learn_arguments", "learn_config_from_args", "ModelStore", "ScanStore", "Learner",
-           "train_candidate", "score_model", "better_candidate", "judge",
+           "train_candidate", "score_model", "geometric_mean", "better_candidate", "judge",
            "run_round"]
 
 
@@ -355,29 +357,36 @@ def train_candidate(model: str | os.PathLike, mags: np.ndarray, measured: Sequen
 
 def score_model(model: str | os.PathLike, mags: np.ndarray, measured: Sequence[np.ndarray], refine: int,
                 symmetries: int = 1) -> tuple[float, list[float]]:
-    """(mean, per scan) χ² of the network + ``refine`` ER iterations on (N, S, S, S) √counts."""
+    """(geometric mean, per scan) χ² of the network + ``refine`` ER iterations on (N, S, S, S) √counts."""
     from ..predict import Predictor
 
     preds = Predictor(model, device="cpu", symmetries=symmetries).predict(mags, list(measured), refine=refine)
     chi = [float(p.chi2) for p in preds]
-    return float(np.mean(chi)), chi
+    return geometric_mean(chi), chi
+
+
+def geometric_mean(chi2: Sequence[float]) -> float:
+    """exp(mean(log χ²)) (χ² floored at 1e-12); NaN if any is NaN."""
+    x = np.asarray(chi2, float)
+    return float(np.exp(np.mean(np.log(np.maximum(x, 1e-12))))) if x.size else float("nan")
 
 
 def better_candidate(chi2_current: Sequence[float], chi2_candidate: Sequence[float], min_gain: float) -> bool:
     """The promotion rule on the held-back scans' χ² (same scans, same order): the
-    candidate's mean below (1 − ``min_gain``) × the current's, and its χ² lower on at
-    least half of the scans. NaN anywhere in the candidate's is a refusal."""
+    candidate's geometric mean below (1 − ``min_gain``) × the current's, and its χ² lower
+    on at least half of the scans. NaN anywhere in the candidate's is a refusal."""
     cur, cand = np.asarray(chi2_current, float), np.asarray(chi2_candidate, float)
     if cur.shape != cand.shape or cur.size == 0 or not np.all(np.isfinite(cand)):
         return False
-    return bool(cand.mean() < (1 - min_gain) * cur.mean() and 2 * int((cand < cur).sum()) >= cur.size)
+    wins = int((cand < cur).sum())
+    return bool(geometric_mean(cand) < (1 - min_gain) * geometric_mean(cur) and 2 * wins >= cur.size)
 
 
 def judge(store: ModelStore, candidate: str | os.PathLike, base: str, mags: np.ndarray,
           measured: Sequence[np.ndarray], held: Sequence[str], cfg: LearnConfig, **extra: Any) -> dict[str, Any]:
     """Score ``candidate`` and the model ``base`` (a version in ``store``) on the held-back
     scans; promote the candidate when it is better by more than ``cfg.min_gain`` on the
-    mean, better on at least half of the scans (``wins``), and ``base`` is still current.
+    geometric mean, better on at least half of the scans (``wins``), and ``base`` is still current.
     Returns the history record (``decision``: promoted, refused or stale)."""
     from ..model.checkpoint import file_sha256
 
@@ -387,7 +396,7 @@ def judge(store: ModelStore, candidate: str | os.PathLike, base: str, mags: np.n
     s_cand, per_cand = score_model(candidate, mags, measured, k, cfg.symmetries)
     cand_version = file_sha256(candidate)[:16]
     rec: dict[str, Any] = {"event": "round", "base": base, "candidate": cand_version, "held": list(held),
-                           "score": f"mean chi2 of NN + {k} ER", "score_current": s_cur, "score_candidate": s_cand,
+                           "score": f"geometric mean chi2 of NN + {k} ER", "score_current": s_cur, "score_candidate": s_cand,
                            "chi2_current": per_cur, "chi2_candidate": per_cand, "min_gain": cfg.min_gain,
                            "seconds_score": time.perf_counter() - t0, **extra}
     rec["wins"] = sum(c < b for c, b in zip(per_cand, per_cur))
