@@ -132,8 +132,8 @@ def test_rollback_bad_input(tmp_path, model_path, capsys):
     add_learn_arguments(p)
     cfg = learn_config_from_args(p.parse_args(["--learn-every", "3", "--learn-lr", "1e-3"]))
     assert cfg.every == 3 and cfg.finetune.lr == 1e-3 and cfg.holdout == LearnConfig().holdout
-    for bad in (["--learn-every", "0"], ["--learn-min-gain", "1.5"], ["--learn-copies", "4"]):
-        with pytest.raises(InputError, match="--learn"):
+    for bad in (["--learn-every", "0"], ["--learn-min-gain", "1.5"], ["--learn-copies", "4"], ["--learn-lr", "0"]):
+        with pytest.raises(InputError, match=f"^{bad[0]}: must be"):
             learn_config_from_args(p.parse_args(bad))
 
 

@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address of the live page (default 127.0.0.1)")
     p.add_argument("--learn", action="store_true",
                    help="fine-tune the model in the background on the scans seen; promote only better ones")
+    from ..live.learn import add_learn_arguments
+
+    add_learn_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.average_above >= 0:
         raise InputError(f"--average-above: a χ² ≥ 0, got {args.average_above}")
     resolve_model(args.model)  # a missing checkpoint is refused before anything is written
+    from ..live.learn import learn_config_from_args
+
+    learn_cfg = learn_config_from_args(args)  # checked with or without --learn
 
     from ..live.service import WatchConfig, WatchService
 
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                       dataset=args.dataset, mask_invalid=args.mask_invalid, device=args.device,
                       batch_size=args.batch_size, fmt=args.format, plot=not args.no_plot, compile=args.compile,
                       poll_s=args.poll_ms / 1000.0, marker=args.scan_marker, learn=args.learn, http=args.http,
-                      host=args.host)
+                      host=args.host, extra={"learn": {"config": learn_cfg}})
     service = WatchService(cfg)
     service.start()
     return service.run()

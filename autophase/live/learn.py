@@ -134,8 +134,10 @@ def add_learn_arguments(p) -> None:
                    help=f"the N most recent scans are held back to score candidates (default {d.holdout})")
     g.add_argument("--learn-copies", type=int, default=d.finetune.n_augment, metavar="N",
                    help=f"augmented copies trained on per round (default {d.finetune.n_augment})")
-    g.add_argument("--learn-epochs", type=int, default=d.finetune.epochs, help=f"default {d.finetune.epochs}")
-    g.add_argument("--learn-lr", type=float, default=d.finetune.lr, help=f"Adam rate (default {d.finetune.lr})")
+    g.add_argument("--learn-epochs", type=int, default=d.finetune.epochs, metavar="N",
+                   help=f"epochs over the copies per round (default {d.finetune.epochs})")
+    g.add_argument("--learn-lr", type=float, default=d.finetune.lr, metavar="LR",
+                   help=f"Adam learning rate (default {d.finetune.lr})")
     g.add_argument("--learn-refine", type=int, default=d.finetune.refine, metavar="K",
                    help=f"the score is χ² after the network and K ER iterations (default {d.finetune.refine})")
     g.add_argument("--learn-min-gain", type=float, default=d.min_gain, metavar="F",
@@ -145,11 +147,19 @@ def add_learn_arguments(p) -> None:
 def learn_config_from_args(args) -> LearnConfig:
     """A checked :class:`LearnConfig` from the options of :func:`add_learn_arguments`."""
     ft = _fine_tune_default()
-    try:
-        ft = FinetuneConfig(**{**asdict(ft), "n_augment": args.learn_copies, "epochs": args.learn_epochs,
-                               "lr": args.learn_lr, "refine": args.learn_refine})
-    except InputError as e:
-        raise InputError(f"--learn-*: {e}") from None
+    checks = [("--learn-every", args.learn_every, args.learn_every >= 1, "≥ 1"),
+              ("--learn-holdout", args.learn_holdout, args.learn_holdout >= 1, "≥ 1"),
+              ("--learn-copies", args.learn_copies, args.learn_copies >= 2 * ft.batch_size,
+               f"≥ {2 * ft.batch_size} (two batches of {ft.batch_size})"),
+              ("--learn-epochs", args.learn_epochs, args.learn_epochs >= 1, "≥ 1"),
+              ("--learn-lr", args.learn_lr, args.learn_lr > 0, "> 0"),
+              ("--learn-refine", args.learn_refine, args.learn_refine >= 0, "≥ 0"),
+              ("--learn-min-gain", args.learn_min_gain, 0 <= args.learn_min_gain < 1, "in [0, 1)")]
+    for name, value, ok, want in checks:
+        if not ok:
+            raise InputError(f"{name}: must be {want}, got {value}")
+    ft = FinetuneConfig(**{**asdict(ft), "n_augment": args.learn_copies, "epochs": args.learn_epochs,
+                           "lr": args.learn_lr, "refine": args.learn_refine})
     return LearnConfig(every=args.learn_every, holdout=args.learn_holdout, min_gain=args.learn_min_gain, finetune=ft)
 
 
