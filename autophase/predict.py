@@ -352,8 +352,9 @@ class Predictor:
         exceeds it get the other K − 1 symmetric copies and the average. ``seconds_nn``
         is the whole network stage (both rounds and the χ² that decides) over N.
         ``adapt`` J > 0 first takes J gradient steps of a copy of the network on each
-        pattern alone (physics loss, :mod:`autophase.model.adapt`; the loaded weights stay);
-        ``seconds_nn`` then includes them.
+        pattern alone (physics loss, :mod:`autophase.model.adapt`; the loaded weights stay)
+        and predicts with that copy in one pass (no symmetry averaging: the copy was fitted
+        to the pattern as given); ``seconds_nn`` then includes the steps.
         """
         mags = np.asarray(mags, np.float32)
         if mags.ndim == 3:
@@ -394,7 +395,10 @@ class Predictor:
 
         from .model.adapt import adapt_network
 
-        net, compiled, out = self.net, self.compiled, []
+        # the copy was fitted to the pattern as given: its own single answer, not an average
+        # with symmetric copies it was not fitted to
+        net, compiled, sym, out = self.net, self.compiled, self.symmetries, []
+        self.symmetries = 1
         try:
             for i in range(len(mags)):
                 m = None if measured is None else measured[i]
@@ -407,7 +411,7 @@ class Predictor:
                              "adapt_seconds": ad.seconds}
                 out.append(p)
         finally:
-            self.net, self.compiled = net, compiled
+            self.net, self.compiled, self.symmetries = net, compiled, sym
         return out
 
 
