@@ -32,10 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", default="3*(20*ER+160*HIO+20*ER)",
                    help="ER, HIO and RAAR runs, e.g. '3*(20*ER+160*HIO+20*ER)', '3*(20*ER+160*RAAR+20*ER)', '50*ER'")
     p.add_argument("--shrink-wrap-every", type=int, default=20, metavar="K", help="shrink-wrap period (0 = off)")
-    p.add_argument("--sw-sigma", default="1.0",
+    p.add_argument("--sw-sigma", default="1.0", metavar="S[,S...]",
                    help="shrink-wrap Gaussian σ in voxels, in (0, 10]; START:END for σ decreasing linearly over "
                         "the run (e.g. 3:1); a comma-separated list runs each as a candidate (e.g. 1,3:1)")
-    p.add_argument("--sw-threshold", default="0.2",
+    p.add_argument("--sw-threshold", default="0.2", metavar="T[,T...]",
                    help="shrink-wrap threshold, a fraction of the maximum in (0, 1); a comma-separated list "
                         "(e.g. 0.1,0.15,0.2) runs each as a candidate and keeps the best by LLK_free")
     p.add_argument("--beta", type=float, default=0.9, help="HIO/RAAR feedback β in (0, 1]")
@@ -43,8 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--starts", type=int, default=1, metavar="N",
                    help="random starts per candidate; the best by LLK_free is kept")
     p.add_argument("--best-k", type=int, default=1, metavar="K",
-                   help="average the K best starts by LLK_free (aligned: twin, shift, phase), 1 ≤ K ≤ N; "
-                        "failed runs are dropped")
+                   help="average the K best starts by LLK_free (aligned: twin, sub-voxel shift, phase), "
+                        "1 ≤ K ≤ N; failed runs and runs above 1.3× the kept run's χ² are left out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--input-kind", choices=("intensity", "magnitude"), default="intensity",
                    help="whether INPUT holds counts (intensity) or √counts")
@@ -53,7 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="treat NaN and negative voxels as unmeasured instead of rejecting the file")
     p.add_argument("--engine", choices=("cpu", "torch"), default="cpu",
                    help="cpu: FFTW+numba (fastest on a CPU); torch: CUDA when present")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--device", default=None,
+                   help="with --engine torch: cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
 
 
