@@ -224,3 +224,22 @@ def test_refinement_validate_and_predict_options(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and named in err[0], err
     assert sorted(q.name for q in tmp_path.iterdir()) == ["p.npy"]
+
+
+def _cuda():
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs CUDA")
+def test_cuda_batched_starts_match_cpu(data32):
+    """On a GPU: all candidate × start runs in one CUDA batch give the cpu engine's runs and selection."""
+    M, _, _ = data32
+    kw = dict(schedule="5*ER+10*RAAR+5*ER", shrink_wrap_every=5, seed=2, starts=3, sw_threshold=(0.15, 0.2),
+              sw_sigma=(1.0, "2:1"))
+    rc = phase(M, **kw)
+    rg = phase(M, engine="torch", device="cuda", **kw)
+    assert len(rg.runs) == 12
+    np.testing.assert_allclose([r["chi2"] for r in rg.runs], [r["chi2"] for r in rc.runs], rtol=2e-2)
+    assert rg.selected == rc.selected
