@@ -242,4 +242,5 @@ def test_cuda_batched_starts_match_cpu(data32):
     rg = phase(M, engine="torch", device="cuda", **kw)
     assert len(rg.runs) == 12
     np.testing.assert_allclose([r["chi2"] for r in rg.runs], [r["chi2"] for r in rc.runs], rtol=2e-2)
-    assert rg.selected == rc.selected
+    # cuFFT and FFTW round differently: near-ties may swap, so compare the kept LLK_free
+    assert rg.llk_free == pytest.approx(rc.llk_free, rel=2e-2)
