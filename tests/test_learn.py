@@ -3,6 +3,7 @@ promoted, a rollback restores the previous model, and the learner's background r
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 from autophase.cli import main as cli
 from autophase.errors import InputError
 from autophase.experimental.finetune import FinetuneConfig
-from autophase.live.learn import (LearnConfig, Learner, ModelStore, ScanStore, add_learn_arguments,
+from autophase.live.learn import (LearnConfig, ModelStore, ScanStore, add_learn_arguments,
                                   better_candidate, geometric_mean, judge, learn_config_from_args, run_round)
 from autophase.model.checkpoint import read_checkpoint, save_checkpoint
 from autophase.predict import default_model_path
@@ -137,31 +138,83 @@ def test_rollback_bad_input(tmp_path, model_path, capsys):
             learn_config_from_args(p.parse_args(bad))
 
 
-def test_learner_rounds_run_in_a_background_process(tmp_path, model_path, scan_mags):
-    out = tmp_path / "out"
-    cfg = LearnConfig(every=3, holdout=1, min_train=2, max_scans=3, finetune=FAST)
-    lines = []
-    learner = Learner(out, model_path, cfg, log=lines.append)
+def test_scan_store_keeps_the_newest(tmp_path, scan_mags):
+    scans = ScanStore(tmp_path / "scans", keep=3)
+    for i, m in enumerate(scan_mags[:4]):
+        scans.add(m, None, f"scan {i}/x")
+    assert [p.name for p in scans.files()] == ["000001-scan_1_x.npz", "000002-scan_2_x.npz", "000003-scan_3_x.npz"]
+    mags, meas, names = ScanStore.load(scans.files())
+    assert mags.shape == (3, 64, 64, 64) and all(m.all() for m in meas) and names[0] == "scan_1_x"
+    with pytest.raises(InputError, match="bad"):
+        scans.add(np.zeros((4, 4)), None, "bad")
+
+
+def _lines(stream, sink):
+    for line in stream:
+        sink.append(line)
+
+
+def test_watch_learn_promotes_in_the_background_and_rolls_back(tmp_path, model_path, scan_mags):
+    """The whole path: `autophase watch --learn --http`; after 3 scans a round runs in the
+    background process and promotes; the next scan's event names the new model, the page
+    shows it; `autophase models --rollback` puts the old one back for the scan after."""
+    import subprocess
+    import sys
+    import threading
+    import urllib.request
+
+    inbox, out = tmp_path / "in", tmp_path / "out"
+    inbox.mkdir()
+    cmd = [sys.executable, "-m", "autophase.cli", "watch", str(inbox), "-o", str(out), "--model", str(model_path),
+           "--format", "npz", "--no-plot", "--no-compile", "--symmetries", "1", "--refine", "2", "--http", "0",
+           "--learn", "--learn-every", "3", "--learn-holdout", "1", "--learn-copies", "16", "--learn-epochs", "3",
+           "--learn-lr", "1e-2", "--learn-refine", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stdout, stderr = [], []
+    for stream, sink in ((proc.stdout, stdout), (proc.stderr, stderr)):
+        threading.Thread(target=_lines, args=(stream, sink), daemon=True).start()
+
+    def wait(cond, what, timeout=600):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"{what}: {''.join(stderr)[-2000:]}")
+            time.sleep(0.2)
+
+    def events():
+        f = out / "events.jsonl"
+        return [json.loads(x) for x in f.read_text().splitlines()] if f.exists() else []
+
+    def drop(i):
+        np.save(tmp_path / f"p{i}.npy", scan_mags[i] ** 2)
+        (tmp_path / f"p{i}.npy").rename(inbox / f"p{i}.npy")
+
     try:
-        v0, p0 = learner.current()
-        assert p0.is_file() and (out / "models" / "current.json").is_file()
-        t0 = time.perf_counter()
-        for i, m in enumerate(scan_mags[:4]):
-            learner.submit(m, np.ones(m.shape, bool), f"scan_{i}")
-        assert time.perf_counter() - t0 < 1.0                              # submit never waits for training
-        deadline = time.monotonic() + 600
-        while not any(r.get("event") == "round" for r in learner.store.history()) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        rounds = [r for r in learner.store.history() if r.get("event") == "round"]
-        assert len(rounds) == 1, (out / "learn" / "learn.log").read_text()
-        assert rounds[0]["held"] == ["scan_2"] and rounds[0]["train"] == ["scan_0", "scan_1"]
-        assert rounds[0]["decision"] in ("promoted", "refused")
-        version, path = learner.current()
-        assert path.is_file() and version == (rounds[0]["candidate"] if rounds[0]["decision"] == "promoted" else v0)
-        assert "learn: round 0" in (out / "learn" / "learn.log").read_text()
+        wait(lambda: any(x.startswith("ready") for x in stdout), "watch did not get ready")
+        url = next(w for x in stderr for w in x.split() if w.startswith("http://"))
+        v0 = json.loads((out / "models" / "current.json").read_text())["version"]
+        for i in range(3):
+            drop(i)
+        wait(lambda: len(events()) == 3, "three results")
+        wait(lambda: any(r.get("event") == "round" for r in ModelStore(out).history()), "a learning round")
+        (rnd,) = [r for r in ModelStore(out).history() if r.get("event") == "round"]
+        assert rnd["decision"] == "promoted" and rnd["held"] == ["p2"] and rnd["train"] == ["p0", "p1"], rnd
+        v1 = rnd["candidate"]
+        drop(3)
+        wait(lambda: len(events()) == 4, "the fourth result")
+        assert [e["model_version"] for e in events()] == [v0, v0, v0, v1]   # every event names its model
+        state = json.loads(urllib.request.urlopen(url + "api/state", timeout=10).read())
+        assert state["models"]["current"]["version"] == v1 and len(state["events"]) == 4
+
+        assert cli(["models", str(out), "--rollback"]) == 0
+        drop(4)
+        wait(lambda: len(events()) == 5, "the fifth result")
+        assert events()[-1]["model_version"] == v0
     finally:
-        learner.close()
-    assert not learner._thread.is_alive()
-    # every scan was stored before the learner stopped; the oldest beyond max_scans dropped
-    assert [p.name for p in ScanStore(out / "learn" / "scans").files()] == \
-        ["000001-scan_1.npz", "000002-scan_2.npz", "000003-scan_3.npz"]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(120)
+    assert proc.returncode == 0, "".join(stderr)[-2000:]
+    assert "learn: round 0: χ²" in (out / "learn" / "learn.log").read_text()
+    assert len(ScanStore(out / "learn" / "scans").files()) == 5      # every imaged scan reached the learner
