@@ -126,6 +126,8 @@ def test_server_routes_and_bad_port(results, tmp_path):
         assert [e["seq"] for e in state["events"]] == [1, 2] and state["events"][1]["event"] == "error"
         st, ctype, body = _get(h.url + "api/view/scan-a.npz")
         assert st == 200 and json.loads(body)["name"] == "scan-a.npz"
+        (out / "scan 54.npz").write_bytes((d / "scan-a.npz").read_bytes())    # a name with a space
+        assert json.loads(_get(h.url + "api/view/scan%2054.npz")[2])["name"] == "scan 54.npz"
         st, ctype, body = _get(h.url)
         assert b"autophase watch" in body and "text/html" in ctype
         for bad in ("api/view/..%2Fevents.jsonl", "api/view/missing.npz", "api/view/events.jsonl"):

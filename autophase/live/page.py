@@ -52,7 +52,7 @@ __all__ = ["serve", "PageHandle", "result_view", "load_result", "read_events"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 # a result file the page may show: a plain name inside OUT, nothing that climbs out of it
-_RESULT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*\.(npz|cxi)$")
+_RESULT_NAME = re.compile(r"^[^/\\.][^/\\]*\.(npz|cxi)$")
 ISO_LEVEL = 0.3
 MAX_TRIANGLES = 8000
 
