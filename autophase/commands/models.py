@@ -44,7 +44,7 @@ def run(args) -> int:
         if v:
             became[v] = f"{r.get('event')} {r.get('time', '')}"
     scores = {r.get("version"): r.get("score") for r in hist if r.get("event") == "promote"}
-    print(f"{'':2}{'version':16}  {'became current':40}  score (χ² NN+ER)")
+    print(f"{'':2}{'version':16}  {'became current':40}  score (geometric-mean χ², NN + ER on held-back scans)")
     for p in sorted(store.dir.glob("*.pt"), key=lambda q: q.stat().st_mtime):
         v = p.stem
         s = scores.get(v)
