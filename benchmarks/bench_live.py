@@ -133,7 +133,7 @@ def whole_processes(patterns: list[Path], work: Path, refine: int) -> tuple[dict
                 raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr[-2000:]}")
             acc.append(dt)
             print(f"whole {name}: {p.name} {dt:.2f} s", flush=True)
-    return ({"command": f"autophase phase P -o y.npz --no-plot", **_stats(ph)},
+    return ({"command": "autophase phase P -o y.npz --no-plot", **_stats(ph)},
             {"command": f"autophase predict P -o x.npz --refine {refine} --no-plot", **_stats(pr)})
 
 

@@ -319,9 +319,10 @@ class WatchService:
 
     def _compile(self, p) -> None:
         """The network through inductor with *freezing* (weights as constants, pre-packed for
-        oneDNN, LeakyReLU folded into each convolution) for one pattern at a time.
+        oneDNN, LeakyReLU folded into each convolution) for one pattern at a time on a CPU
+        (``batch_size`` patterns at a time on a GPU).
 
-        Every pass then has batch 1 (:meth:`Predictor._forward` pads to ``batch_size``),
+        Every pass then has that batch (:meth:`Predictor._forward` pads to ``batch_size``),
         so one compile serves the single pass and the symmetric copies alike; on a 2-core
         CPU batch 1 frozen was 3.2× faster than eager and near batch-8 throughput per
         pattern (benchmarks/results/inference-cpu.json). The compile happens here, before
@@ -332,20 +333,22 @@ class WatchService:
 
         t0 = time.perf_counter()
         eager = p.net
+        # CPU: batch 1 (a padded batch costs its full size there); GPU: the batch size, whose
+        # padding is nearly free on the device and lets a queue go through in one pass
+        batch = p.batch_size if p.device.type == "cuda" else 1
         try:
-            import torch._inductor.config as icfg
-
-            with icfg.patch(freezing=True):
-                net = torch.compile(eager, dynamic=False)
-                x = torch.zeros((1, 1, p.size, p.size, p.size), device=p.device)
-                with torch.inference_mode():
-                    net(x.contiguous(memory_format=torch.channels_last_3d))  # compiles here
+            # freezing as a compile option, not a patched global config: with the patch, the
+            # first call after it recompiled the whole network (without freezing)
+            p.net = torch.compile(eager, dynamic=False, options={"freezing": True})
+            p.compiled, p.batch_size = True, batch
+            # compiles here, through the very call the service makes
+            p._forward(np.zeros((1, p.size, p.size, p.size), np.float32))
         except Exception as e:  # noqa: BLE001 - eager still works
+            p.net, p.compiled, p.batch_size = eager, False, self.cfg.batch_size
             print(f"watch: torch.compile failed, the network stays eager ({type(e).__name__}: {e})",
                   file=sys.stderr, flush=True)
             return
-        p.net, p.compiled, p.batch_size = net, True, 1
-        print(f"watch: network compiled (inductor, frozen, batch 1) in {time.perf_counter() - t0:.1f} s",
+        print(f"watch: network compiled (inductor, frozen, batch {batch}) in {time.perf_counter() - t0:.1f} s",
               file=sys.stderr, flush=True)
 
     def _warm(self) -> float:
