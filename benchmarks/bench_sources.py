@@ -222,15 +222,42 @@ def main(argv=None) -> int:
     ap.add_argument("--no-cohere", action="store_true")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--speed-only", action="store_true", help="only the whole-process speed row")
+    ap.add_argument("--held-out-seeds", metavar="SRC=SEED,...",
+                    help="other held-out sets, e.g. simulator=22,generator2=2 (with --chosen, skips tuning)")
+    ap.add_argument("--chosen", type=float, help="the threshold chosen on an earlier run's tuning split")
     ap.add_argument("--quick", action="store_true", help="1 item per source and 2 speed repeats")
     ap.add_argument("--out", default=str(RESULTS_DIR / "sources-cpu.json"))
+    ap.add_argument("--markdown", metavar="JSON", help="print a written record's tables as markdown and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        import json
+
+        print(markdown(json.loads(Path(args.markdown).read_text())["results"]))
+        return 0
     if args.quick:
         args.n_tune, args.n_test, args.scan_seeds, args.speed_repeats = 1, 1, 1, 2
     for name in ("n_tune", "n_test", "scan_seeds", "speed_repeats"):
         if getattr(args, name) < 1:
             print(f"--{name.replace('_', '-')} must be ≥ 1", file=sys.stderr)
             return 2
+    test_seeds = dict(TEST_SEEDS)
+    if args.held_out_seeds:
+        try:
+            for kv in args.held_out_seeds.split(","):
+                k, v = kv.split("=")
+                if k not in test_seeds:
+                    raise ValueError(k)
+                test_seeds[k] = int(v)
+        except ValueError:
+            print(f"--held-out-seeds: expected SRC=SEED,... with SRC in {list(TEST_SEEDS)}, got "
+                  f"{args.held_out_seeds!r}", file=sys.stderr)
+            return 2
+        if any(test_seeds[k] == TUNE_SEEDS[k] for k in test_seeds):
+            print("--held-out-seeds: a held-out seed equals a tuning seed", file=sys.stderr)
+            return 2
+    if args.chosen is not None and args.chosen not in THRESHOLDS:
+        print(f"--chosen must be one of {THRESHOLDS}", file=sys.stderr)
+        return 2
     sources = [s for s in args.sources.split(",") if s]
     bad = [s for s in sources if s not in TEST_SEEDS]
     if bad:
@@ -243,7 +270,7 @@ def main(argv=None) -> int:
         "cohere_settings": {k: cohere_params(k) for k in COHERE},
         "chi2_rule": "eq. 2 over measured voxels with the least-squares scale, same for every program",
         "band": list(BAND), "photons_simulated": 1e6,
-        "splits": {"tune": {s: TUNE_SEEDS[s] for s in sources}, "held_out": {s: TEST_SEEDS[s] for s in sources},
+        "splits": {"tune": {s: TUNE_SEEDS[s] for s in sources}, "held_out": {s: test_seeds[s] for s in sources},
                    "note": "the threshold is chosen on 'tune' only; acceptance figures are the 'held_out' tables"},
         "machine_note": "shared 2-core machine, several other jobs running: timings are noisy; rerun quietly with "
                         "the command below",
@@ -260,7 +287,7 @@ def main(argv=None) -> int:
         write_record("sources", results, args.out)
 
     # ---------------------------------------------------------------- tuning split (ours only)
-    for src in sources:
+    for src in (sources if args.chosen is None else []):
         n = args.n_tune if src != "scan54" else 2
         items = load_source(src, n, TUNE_SEEDS[src])
         rows = []
@@ -272,7 +299,10 @@ def main(argv=None) -> int:
         results["tune"][src] = {"items": rows, "summary": summarise(rows, keys)}
         save()
     sim = [s for s in sources if s != "scan54"]
-    if sim and not args.speed_only:
+    if args.chosen is not None:
+        chosen = args.chosen
+        results["chosen"] = {"sw_threshold": chosen, "rule": "given (--chosen), from an earlier run's tuning split"}
+    elif sim and not args.speed_only:
         score = {t: statistics.median(r[f"ours_t{t:g}"]["complex_error"]
                                       for s in sim for r in results["tune"][s]["items"]) for t in THRESHOLDS}
         chosen = min(THRESHOLDS, key=lambda t: score[t])
@@ -286,7 +316,7 @@ def main(argv=None) -> int:
     # ---------------------------------------------------------------- held-out split (acceptance)
     for src in sources:
         n = args.n_test if src != "scan54" else args.scan_seeds
-        items = load_source(src, n, TEST_SEEDS[src])
+        items = load_source(src, n, test_seeds[src])
         rows = []
         for k, it in enumerate(items):
             t0 = time.perf_counter()
@@ -310,6 +340,45 @@ def main(argv=None) -> int:
     save()
     print(f"wrote {args.out}")
     return 0
+
+
+ROW_LABELS = {"ours_t0.1": "autophase, threshold 0.1", "ours_t0.15": "autophase, threshold 0.15",
+              "ours_t0.2": "autophase, threshold 0.2 (current default)",
+              "llk_select": "autophase, best of 0.1/0.15/0.2 by LLK_free", "chosen": "autophase, threshold chosen on tuning",
+              "cohere_recommended": "cohere-core, recommended (every-iteration SW, 0.1)",
+              "cohere_ours": "cohere-core, our settings (SW every 20, 0.2)"}
+
+
+def markdown(results: dict) -> str:
+    """The per-source tables (held-out and tuning splits) and the speed row, as markdown."""
+    out = []
+    for split in ("held_out", "tune"):
+        for src, block in results.get(split, {}).items():
+            summ = block["summary"]
+            out.append(f"**{src}, {split.replace('_', '-')} ({next(iter(summ.values()))['n']} items)**\n")
+            truth = any("median_complex_error" in s for s in summ.values())
+            head = "| row | median χ² |" + (" χ²/floor | in [0.9, 1.1] | complex err | phase err (rad) |" if truth
+                                             else "") + " s/pattern |"
+            out += [head, "|" + "---|" * (head.count("|") - 1)]
+            for k, s in summ.items():
+                line = f"| {ROW_LABELS.get(k, k)} | {s['median_chi2']:.5f} |"
+                if truth:
+                    line += (f" {s['median_chi2_over_floor']:.3f} | {100 * s['fraction_in_band']:.0f} % | "
+                             f"{s['median_complex_error']:.4f} | {s['median_phase_error_rad']:.3f} |")
+                out.append(line + f" {s['median_seconds']:.1f} |")
+            if "llk_select" in summ:
+                out.append(f"\nLLK_free picked thresholds {summ['llk_select']['selected_thresholds']}.")
+            out.append("")
+    sp = results.get("speed")
+    if sp:
+        out.append("| whole process | ours median (min–max) s | cohere median (min–max) s | speed-up (median) | worst pair |")
+        out.append("|---|---|---|---|---|")
+        for mode in ("cold", "warm"):
+            m = sp[mode]
+            out.append(f"| {mode} | {m['ours_median_s']:.2f} ({m['ours_spread_s'][0]:.2f}–{m['ours_spread_s'][1]:.2f}) | "
+                       f"{m['cohere_median_s']:.2f} ({m['cohere_spread_s'][0]:.2f}–{m['cohere_spread_s'][1]:.2f}) | "
+                       f"{m['speedup_median']:.2f}× | {m['speedup_min_pair']:.2f}× |")
+    return "\n".join(out)
 
 
 def _line(row: dict) -> str:
