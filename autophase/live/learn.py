@@ -79,8 +79,9 @@ def _now() -> str:
 
 
 def _fine_tune_default() -> FinetuneConfig:
-    # a round on a 2-core CPU in a few minutes at width 16: 64 copies, 2 epochs
-    return FinetuneConfig(n_augment=64, epochs=2, lr=1e-4, batch_size=8, refine=20)
+    # the recipe that improved unseen crystals in benchmarks/bench_learn.py (docs/live-page-and-learning.md);
+    # 32 copies × 2 epochs did not
+    return FinetuneConfig(n_augment=128, epochs=4, lr=1e-4, batch_size=8, refine=20)
 
 
 @dataclass
