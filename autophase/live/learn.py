@@ -66,6 +66,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ..atomic import write_json
 from ..errors import InputError
 from ..experimental.finetune import FinetuneConfig
 
@@ -165,13 +166,6 @@ def learn_config_from_args(args) -> LearnConfig:
 
 
 # ----------------------------------------------------------------------------- models
-def _write_json(path: Path, obj: Any) -> None:
-    from ..io.cxi import atomic_path
-
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(obj, indent=1) + "\n")
-
-
 class ModelStore:
     """``OUT/models/``: versioned checkpoints, the current one, the history (module doc)."""
 
@@ -209,7 +203,7 @@ class ModelStore:
     def add(self, checkpoint: str | os.PathLike) -> str:
         """Copy a checkpoint into the store as ``<version>.pt``; its version."""
         from ..model.checkpoint import file_sha256, read_checkpoint
-        from ..io.cxi import atomic_path
+        from ..atomic import atomic_path
 
         read_checkpoint(checkpoint)  # a readable autophase checkpoint, or an InputError naming it
         version = file_sha256(checkpoint)[:16]
@@ -244,8 +238,8 @@ class ModelStore:
     def set_current(self, version: str, reason: str, **extra: Any) -> None:
         """Make ``version`` current (call under :meth:`lock`)."""
         self.path(version)
-        _write_json(self.current_file, {"version": version, "path": f"{version}.pt", "time": _now(),
-                                        "reason": reason, **extra})
+        write_json(self.current_file, {"version": version, "path": f"{version}.pt", "time": _now(),
+                                       "reason": reason, **extra}, indent=1)
 
     def start(self, model: str | os.PathLike) -> str:
         """The current version; on first use, ``model`` becomes version one."""
@@ -307,7 +301,7 @@ class ScanStore:
         return sorted(p for p in self.dir.glob("[0-9]*-*.npz"))
 
     def add(self, magnitude: np.ndarray, measured: np.ndarray | None, stem: str) -> Path:
-        from ..io.cxi import atomic_path
+        from ..atomic import atomic_path
 
         mag = np.asarray(magnitude, np.float32)
         meas = np.ones(mag.shape, bool) if measured is None else np.asarray(measured, bool)
