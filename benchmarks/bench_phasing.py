@@ -162,7 +162,7 @@ def main(argv=None) -> int:
                                        "sw_sigma": params.sw_sigma, "support": params.support,
                                        "shrink_wrap_every": params.shrink_wrap_every},
                      "cohere_same_settings": same, "cohere_recommended_settings": COHERE_RECOMMENDED,
-                     "chi2_band_over_floor": list(BAND),
+                     "chi2_band_over_floor": list(BAND), "load_average_start": list(os.getloadavg()),
                      "command": " ".join(["python benchmarks/bench_phasing.py"] + list(argv if argv is not None
                                                                                       else sys.argv[1:]))}
 
@@ -283,6 +283,7 @@ def main(argv=None) -> int:
             print(f"batched {key}: {B / t['median_s']:.3f} patterns/s", flush=True)
     results["batched"] = batched
 
+    results["load_average_end"] = list(os.getloadavg())  # > cores: a shared machine, timings inflated
     path = write_record("phasing", results, args.out)
     print(f"wrote {path}")
     targets = {"median_le_2s": ours["median_s"] <= 2.0,
