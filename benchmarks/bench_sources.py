@@ -169,12 +169,12 @@ def _timed(cmd: list[str], env: dict) -> float:
     return dt
 
 
-def speed(item: Item, repeats: int, workdir: str) -> dict:
+def speed(item: Item, repeats: int, workdir: str, ours_extra: list[str] | None = None) -> dict:
     """Whole processes, ours vs cohere-core numpy, alternating; cold and warm caches."""
     pattern = Path(workdir) / "speed_pattern.npz"
     np.savez(pattern, data=item.counts)
     ours = [str(REPO / ".venv" / "bin" / "autophase"), "phase", str(pattern), "-o", str(Path(workdir) / "x.npz"),
-            "--no-plot"]
+            "--no-plot"] + list(ours_extra or [])
     if not Path(ours[0]).exists():
         ours = [sys.executable, "-m", "autophase.cli"] + ours[1:]
     theirs = [sys.executable, str(REPO / "benchmarks" / "cohere_process.py"), str(pattern),
@@ -224,6 +224,8 @@ def main(argv=None) -> int:
     ap.add_argument("--speed-only", action="store_true", help="only the whole-process speed row")
     ap.add_argument("--held-out-seeds", metavar="SRC=SEED,...",
                     help="other held-out sets, e.g. simulator=22,generator2=2 (with --chosen, skips tuning)")
+    ap.add_argument("--ours-args", help="extra options for the timed 'autophase phase' process, e.g. "
+                    "'--sw-threshold 0.1,0.15,0.2' (cohere's process is unchanged)")
     ap.add_argument("--chosen", type=float, help="the threshold chosen on an earlier run's tuning split")
     ap.add_argument("--quick", action="store_true", help="1 item per source and 2 speed repeats")
     ap.add_argument("--out", default=str(RESULTS_DIR / "sources-cpu.json"))
@@ -311,7 +313,8 @@ def main(argv=None) -> int:
     else:
         chosen = DEFAULT_T
     if not args.speed_only:
-        print(f"chosen on the tuning split: sw_threshold {chosen}", flush=True)
+        print(f"chosen threshold ({results['chosen']['rule'] if 'chosen' in results else 'default'}): {chosen}",
+              flush=True)
 
     # ---------------------------------------------------------------- held-out split (acceptance)
     for src in sources:
@@ -333,7 +336,7 @@ def main(argv=None) -> int:
     if not args.no_speed:
         it = load_source("simulator", 1, TEST_SEEDS["simulator"])[0]
         print("speed: whole processes on", it.name, flush=True)
-        results["speed"] = speed(it, args.speed_repeats, wd)
+        results["speed"] = speed(it, args.speed_repeats, wd, args.ours_args.split() if args.ours_args else None)
         sp = results["speed"]
         print(f"speed: cold {sp['cold']['speedup_median']:.2f}×, warm {sp['warm']['speedup_median']:.2f}× "
               f"(ours {sp['warm']['ours_median_s']:.2f} s, cohere {sp['warm']['cohere_median_s']:.2f} s warm)")
