@@ -53,7 +53,8 @@ def history_curves(results: Any) -> list[tuple[str, list[float], list[float], st
         if id(node) in seen:
             continue
         kind = _kind(path)
-        method = "refinement" if kind == "nn_refine" else \
+        method = ("refinement from degraded truth" if any("degraded" in p.lower() for p in path) else
+                  "refinement") if kind == "nn_refine" else \
             next((pretty(p) for p in path if not _HIST.search(p) and not p.isdigit()
                   and "=" not in p), "phasing")
         if isinstance(node, dict):
@@ -102,7 +103,8 @@ def history_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
         shown = ", ".join(f"{n} {k}" for k, n in count.items())
         blocks.append(Figure(ctx.fig_name(f"{suite}-{rec.device}-history"), png,
                              f"{ylabel} against iteration: dashed = phasing from a random start, solid = "
-                             f"refinement from the network's prediction (like the paper's Fig. 4); "
+                             f"refinement from the network's prediction, or from a degraded truth where the curve says so "
+                             f"(like the paper's Fig. 4); "
                              f"curves found: {shown}" + (f", first {MAX_CURVES} of each drawn." if
                                                          max(count.values()) > MAX_CURVES else ".")))
     return blocks

@@ -108,8 +108,12 @@ def refinement_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
             blocks.append(Table(["Run", "Time", "χ²", "Δ time vs previous"], rows, cap))
             if t_ref and full and c_ref is not None and full_key:
                 better = c_ref <= node[full_key]
+                # a χ² below the noise floor's band is over-fitting, not a win (issue 14)
+                band = str(node.get("chi2_band", ""))
+                start = f" Start: {node['start']}." if isinstance(node.get("start"), str) else ""
                 blocks.insert(len(blocks) - 1, Para(
                     f"Refinement reaches χ² {fmt_num(c_ref)} ({'≤' if better else '>'} {fmt_num(node[full_key])} "
                     f"after phasing alone) in {fmt_time(t_ref)} instead of {fmt_time(full[1])}: "
-                    f"×{full[1] / t_ref:.3g} faster.", "ok" if better else "warn"))
+                    f"×{full[1] / t_ref:.3g} faster." + (f" Against the noise floor: {band}." if band else "") + start,
+                    "ok" if better and not band.startswith(("below", "above")) else "warn"))
     return blocks
