@@ -1,7 +1,8 @@
 """``autophase watch``: a warm service that inverts every pattern dropped into a folder.
 
 One process keeps everything a one-shot ``predict`` pays for at start-up warm: torch
-and the model (loaded once, swapped when a new version is promoted), the FFTW plans of
+and the model (loaded once, compiled by inductor with freezing unless ``compile=False``,
+swapped when a new version is promoted), the FFTW plans of
 the refinement (wisdom cached on disk, :mod:`autophase.phasing.wisdom`), the numba
 kernels (``cache=True``) and oneDNN's kernels for the batch shapes it will see (a
 synthetic pattern goes through the whole path before ``ready`` is printed).
