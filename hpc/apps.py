@@ -82,7 +82,7 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
 def run_command(stage: str, command: str, log: str, token: str, resume_file: str | None = None,
                 resume_flag: str = "--resume", inputs=()) -> dict:
     """Run a one-process stage on an HTEX worker (one GPU each where the site has them)."""
-    from hpc.apps import _run
+    from autophase.hpc.apps import _run
 
     return _run(stage, command, log, resume_file, resume_flag)
 
@@ -92,7 +92,7 @@ def run_mpi_command(stage: str, command: str, log: str, token: str, resume_file:
                     resume_flag: str = "--resume", inputs=(), parsl_resource_specification=None) -> dict:
     """Run an MPI stage; ``command`` starts with ``$PARSL_MPI_PREFIX`` (see
     :func:`hpc.sites.mpi_app_command`), which the worker set from the resource specification."""
-    from hpc.apps import _run
+    from autophase.hpc.apps import _run
 
     return _run(stage, command, log, resume_file, resume_flag)
 
@@ -100,6 +100,6 @@ def run_mpi_command(stage: str, command: str, log: str, token: str, resume_file:
 @python_app(cache=True, executors=["htex"], ignore_for_cache=["inputs"])
 def check_manifest(data_dir: str, n_crystals: int, token: str, inputs=()) -> dict:
     """Validate the simulated dataset (see :func:`hpc.manifest.validate`)."""
-    from hpc.manifest import validate
+    from autophase.hpc.manifest import validate
 
     return validate(data_dir, n_crystals)

@@ -22,7 +22,8 @@ from .rundir import RunDir
 __all__ = ["Stage", "TRAIN_CHECKPOINT", "simulate", "train", "evaluate", "benchmark", "report",
            "pipeline", "REPO"]
 
-#: The repository root (``hpc/`` sits in it); benchmarks and helper scripts live here.
+#: The folder holding ``hpc/`` and ``benchmarks/``: the checkout's root, or the installed
+#: ``autophase`` package (where they are ``autophase.hpc`` and ``autophase.benchmarks``).
 REPO = Path(__file__).resolve().parents[1]
 #: The checkpoint ``autophase train`` leaves in its output folder after every epoch.
 TRAIN_CHECKPOINT = "checkpoint.pt"

@@ -5,7 +5,7 @@
     simulate (MPI, R ranks) ──► check manifest ──► train (MPI, M nodes × G ranks, ddp|horovod)
         ──► evaluate ──► bench-<suite> … ──► scaling-<stage>-<mode>-r<N> … ──► report
 
-Each stage is a memoized Parsl app (:mod:`hpc.apps`) fed the stage's command line
+Each stage is a memoized Parsl app (:mod:`autophase.hpc.apps`) fed the stage's command line
 (:mod:`hpc.stages`), its log file and its token (:mod:`hpc.rundir`). Run the same config
 again and every finished stage comes back from Parsl's checkpoint (``reused: <stage>``); a
 stage that was killed runs again, training with ``--resume`` from its last checkpoint.
@@ -176,7 +176,7 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
     replaces the graph of ``cfg`` by other steps (the tests run small real commands through
     the same driver).
 
-    Raises :class:`~hpc.apps.StageFailed` (naming the stage and its log) when a stage fails,
+    Raises :class:`~autophase.hpc.apps.StageFailed` (naming the stage and its log) when a stage fails,
     :class:`InputError` for a bad dataset or config, ``KeyboardInterrupt`` when interrupted
     (Ctrl-C or SIGTERM) — after Parsl has stopped its workers, so nothing is left running.
     """

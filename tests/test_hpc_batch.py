@@ -11,11 +11,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from autophase.cli import main  # noqa: E402
 from autophase.errors import InputError  # noqa: E402
-from hpc import batch, config  # noqa: E402
+from autophase.hpc import batch, config  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -215,7 +214,7 @@ def test_workflow_command_imports_no_model():
     code = ("import sys\n"
             "from autophase.cli import main\n"
             "main(['workflow', '--config', 'jobs/polaris.toml', '--dry-run'])\n"
-            "import hpc.workflow, hpc.apps, hpc.scaling, hpc.batch, hpc.manifest, hpc.sites.local\n"
+            "import autophase.hpc.workflow, autophase.hpc.apps, autophase.hpc.scaling, autophase.hpc.batch, autophase.hpc.manifest, autophase.hpc.sites.local\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'h5py', 'numba')\n"
             "       or m.startswith(('autophase.model', 'autophase.train'))]\n"
             "assert not bad, bad\n")

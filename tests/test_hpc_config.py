@@ -2,17 +2,15 @@
 and the Parsl Config each site builds from them (no scheduler is contacted)."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # hpc/ sits beside autophase/
 
 from autophase.errors import InputError  # noqa: E402
-from hpc import config, sites  # noqa: E402
-from hpc.rundir import RunDir  # noqa: E402
+from autophase.hpc import config, sites  # noqa: E402
+from autophase.hpc.rundir import RunDir  # noqa: E402
 
 JOBS = REPO / "jobs"
 MINIMAL = """
@@ -208,8 +206,8 @@ def test_slurm_site_is_perlmutters_code_path_without_its_specifics(tmp_path):
     from parsl.launchers import SimpleLauncher, SrunLauncher
     from parsl.providers import SlurmProvider
 
-    from hpc import batch, stages
-    from hpc.sites import perlmutter, slurm
+    from autophase.hpc import batch, stages
+    from autophase.hpc.sites import perlmutter, slurm
 
     cfg = config.load(JOBS / "slurm-local.toml")
     assert sites.site_module(cfg) is slurm and slurm.launch is perlmutter.launch

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from autophase.errors import InputError  # noqa: E402
-from hpc.manifest import validate  # noqa: E402
+from autophase.hpc.manifest import validate  # noqa: E402
 
 
 def _dataset(d: Path, n_crystals=6, per=2, shard=4) -> dict:

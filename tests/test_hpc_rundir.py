@@ -4,17 +4,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from autophase.errors import InputError  # noqa: E402
-from hpc import config, scaling, stages  # noqa: E402
-from hpc.rundir import RunDir  # noqa: E402
+from autophase.hpc import config, scaling, stages  # noqa: E402
+from autophase.hpc.rundir import RunDir  # noqa: E402
 
 
 def test_prepare_writes_resolved_config(tmp_path):

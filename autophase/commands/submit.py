@@ -31,10 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .workflow import ensure_hpc
 
-    ensure_hpc()
-    from hpc import batch, config, sites
+    from autophase.hpc import batch, config, sites
 
     from autophase.errors import InputError
 
@@ -66,16 +64,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     ((name, text),) = chosen.items()
-    from hpc.stages import REPO
+    from autophase.paths import checkout_root
 
     # The scripts cd into the submission directory and name everything relative to the
-    # repository root: submit from there, whatever the current directory.
-    path = (REPO / cfg.run.root / cfg.run.name / "jobs" / name).resolve()
+    # repository root: submit from there, whatever the current directory (from a wheel:
+    # the current directory).
+    base = checkout_root() or Path.cwd()
+    path = (base / cfg.run.root / cfg.run.name / "jobs" / name).resolve()
     _write(path, text)
     tool = "qsub" if suffix == ".pbs" else "sbatch"
     if shutil.which(tool) is None:
         raise InputError(f"{tool}: not found on this host (wrote {path}; submit it on a login node)")
-    done = subprocess.run([tool, str(path)], capture_output=True, text=True, cwd=REPO)
+    done = subprocess.run([tool, str(path)], capture_output=True, text=True, cwd=base)
     sys.stdout.write(done.stdout)
     if done.returncode:
         sys.stderr.write(done.stderr)

@@ -15,19 +15,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 NAME = "workflow"
 HELP = "run the whole graph (simulate → train → evaluate → benchmarks → report) with Parsl"
-
-
-def ensure_hpc() -> None:
-    """Make the repository's ``hpc`` package importable: it sits beside ``autophase/``."""
-    import autophase
-
-    repo = Path(autophase.__file__).resolve().parents[1]
-    if (repo / "hpc" / "__init__.py").is_file() and str(repo) not in sys.path:
-        sys.path.insert(0, str(repo))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,9 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ensure_hpc()
-    from hpc import config, workflow
-    from hpc.apps import StageFailed
+    from autophase.hpc import config, workflow
+    from autophase.hpc.apps import StageFailed
 
     cfg = config.load(args.config)
     if args.dry_run:

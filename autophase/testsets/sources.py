@@ -23,15 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import cache_dir, checkout_root
 from ..physics import metrics
 from ..physics.forward import magnitude as far_field_magnitude
 
 __all__ = ["Item", "SOURCES", "load_source", "noise_floor_chi2", "prep_scan54", "SCAN54_RAW", "CACHE_DIR"]
 
 SOURCES = ("simulator", "generator2", "scan54")
-REPO = Path(__file__).resolve().parents[2]
-CACHE_DIR = REPO / "runs" / "testsets"
-SCAN54_RAW = Path(os.environ.get("AUTOPHASE_SCAN54", "/work/shared/data/aps34idc-scan54")) / "frames"
+# runs/testsets in a checkout, the user's cache from a wheel; the measured scan in the shared
+# data beside the checkout (as CI lays it) unless AUTOPHASE_SCAN54 names it
+CACHE_DIR = (checkout_root() / "runs" / "testsets") if checkout_root() is not None else cache_dir("testsets")
+SCAN54_RAW = Path(os.environ.get("AUTOPHASE_SCAN54")
+                  or Path(__file__).resolve().parents[3] / "shared" / "data" / "aps34idc-scan54") / "frames"
 
 
 @dataclass

@@ -132,13 +132,13 @@ def worker_init(cfg: WorkflowConfig, extra: list[str] = (), repo: Path = REPO) -
     """Shell lines every Parsl block runs before starting its workers.
 
     The site's ``setup`` (``module load``, ``conda activate``), its ``env``, ``TMPDIR=/tmp``
-    (ALCF: a long TMPDIR breaks AF_UNIX socket paths), and the repository on ``PYTHONPATH`` so
-    that workers can unpickle the :mod:`hpc` apps.
+    (ALCF: a long TMPDIR breaks AF_UNIX socket paths). Workers unpickle the apps from the
+    installed ``autophase.hpc``: nothing goes on ``PYTHONPATH`` (a package folder there would
+    shadow the standard library with ``autophase/io``).
     """
     lines = list(cfg.site.setup)
     lines += [f"export {k}={shlex.quote(v)}" for k, v in cfg.site.env.items()]
-    lines += ["export TMPDIR=/tmp",
-              f"export PYTHONPATH={shlex.quote(str(repo))}${{PYTHONPATH:+:$PYTHONPATH}}"]
+    lines += ["export TMPDIR=/tmp"]
     lines += list(extra)
     return "\n".join(lines)
 
