@@ -215,11 +215,13 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
         if all(int(i) in done for i in block):
             continue
         mags = np.stack([ds[i][0].numpy() for i in block])
-        preds = predictor.predict(mags, sources=[f"{desc}#{i}" for i in block])
-        for i, mag, p in zip(block, mags, preds):
+        # shards mark unmeasured voxels (detector gaps, beamstop: simulate --domain) as −1
+        measured = mags >= 0
+        preds = predictor.predict(mags, measured=list(measured), sources=[f"{desc}#{i}" for i in block])
+        for i, mag, meas, p in zip(block, mags, measured, preds):
             if int(i) in done:
                 continue
-            row = _row(i, mag, p, truth_of(i), refine, refinement, phasing, seed)
+            row = _row(i, np.where(meas, mag, 0), meas, p, truth_of(i), refine, refinement, phasing, seed)
             if journal is not None:
                 journal.append(row)
             done[int(i)] = row
@@ -246,23 +248,27 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
     }
 
 
-def _row(i: int, mag: np.ndarray, p, truth: np.ndarray, refine: int, refinement: Refinement, phasing: int,
-         seed: int) -> dict[str, Any]:
-    """One crystal's scores: NN (prediction ``p``), NN + ``refine`` ER, phasing, sphere."""
+def _row(i: int, mag: np.ndarray, measured: np.ndarray, p, truth: np.ndarray, refine: int,
+         refinement: Refinement, phasing: int, seed: int) -> dict[str, Any]:
+    """One crystal's scores: NN (prediction ``p``), NN + ``refine`` ER, phasing, sphere.
+
+    ``mag`` (z, y, x) √counts, 0 where ``measured`` is False; every method is fitted and
+    scored on the measured voxels only.
+    """
     from .predict import refine_prediction
 
     row: dict[str, Any] = {"index": int(i), "photons": float((mag.astype(np.float64) ** 2).sum())}
-    row["nn"] = {**score(p.object, mag, truth), "seconds": p.seconds_nn, "symmetries": p.symmetries}
+    row["nn"] = {**score(p.object, mag, truth, measured), "seconds": p.seconds_nn, "symmetries": p.symmetries}
     if refine > 0:
-        r = refine_prediction(p, mag, None, refine, refinement)
-        row["refine"] = {**score(r.object, mag, truth), "seconds": p.seconds_nn + r.seconds_refine}
+        r = refine_prediction(p, mag, measured, refine, refinement)
+        row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine}
     if phasing > 0:
         from .phasing import phase
 
         t0 = time.perf_counter()
-        res = phase(mag, None, schedule=phasing_schedule(phasing), seed=seed + int(i))
-        row["phasing"] = {**score(res.object, mag, truth), "seconds": time.perf_counter() - t0}
-    row["sphere"] = score(sphere_baseline(truth), mag, truth)
+        res = phase(mag, measured, schedule=phasing_schedule(phasing), seed=seed + int(i))
+        row["phasing"] = {**score(res.object, mag, truth, measured), "seconds": time.perf_counter() - t0}
+    row["sphere"] = score(sphere_baseline(truth), mag, truth, measured)
     return row
 
 

@@ -91,6 +91,9 @@ if [ "$N_EVAL" -gt 0 ]; then
         --out "$DIR/heldout" --seed 12 --no-progress; } &&
     "$PY" -m autophase.cli evaluate --data "$DIR/heldout" --out "$DIR/results/evaluate-cpu.json" \
         --n "$N_EVAL" --refine 50 --phasing 600 || eval_rc=$?
+  # the external suite: the independent generator (truth) and the shared measured scans
+  "$PY" -m autophase.cli evaluate --suite external --n "$N_EVAL" --seed 1 \
+      --out "$DIR/results/external-cpu.json" || eval_rc=$?
   [ $eval_rc -ne 0 ] && echo "nightly: evaluation failed (exit $eval_rc); the report goes on without it" >&2
 fi
 
