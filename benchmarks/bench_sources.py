@@ -112,12 +112,12 @@ def figures(obj: np.ndarray, item: Item, seconds: float) -> dict:
     return out
 
 
-def run_item(item: Item, with_cohere: bool, check_api: bool, workdir: str) -> dict:
-    """Every row on one item."""
+def run_item(item: Item, with_cohere: bool, check_api: bool, workdir: str, sigma=1.0) -> dict:
+    """Every row on one item (ours with shrink-wrap σ ``sigma``: voxels, or a ramp "a:b")."""
     row: dict = {"name": item.name, "seed": item.seed, "noise_floor_chi2": item.noise_floor_chi2}
     runs = {}
     for t in THRESHOLDS:
-        r = phase(item.magnitude, item.measured, schedule=SCHEDULE, shrink_wrap_every=SW_EVERY, sw_sigma=1.0,
+        r = phase(item.magnitude, item.measured, schedule=SCHEDULE, shrink_wrap_every=SW_EVERY, sw_sigma=sigma,
                   sw_threshold=t, seed=item.seed, workers=1)
         runs[t] = r
         row[f"ours_t{t:g}"] = {**figures(r.object, item, r.seconds), "llk_free": float(r.llk_free),
@@ -126,7 +126,7 @@ def run_item(item: Item, with_cohere: bool, check_api: bool, workdir: str) -> di
     row["llk_select"] = {**row[f"ours_t{best:g}"], "seconds": sum(runs[t].seconds for t in THRESHOLDS),
                          "selected_threshold": best}
     if check_api:
-        r = phase(item.magnitude, item.measured, schedule=SCHEDULE, shrink_wrap_every=SW_EVERY, sw_sigma=1.0,
+        r = phase(item.magnitude, item.measured, schedule=SCHEDULE, shrink_wrap_every=SW_EVERY, sw_sigma=sigma,
                   sw_threshold=THRESHOLDS, seed=item.seed, workers=1)
         row["llk_select"]["api_check"] = {
             "api_selected": r.selected.get("sw_threshold"),
@@ -226,6 +226,8 @@ def main(argv=None) -> int:
                     help="other held-out sets, e.g. simulator=22,generator2=2 (with --chosen, skips tuning)")
     ap.add_argument("--ours-args", help="extra options for the timed 'autophase phase' process, e.g. "
                     "'--sw-threshold 0.1,0.15,0.2' (cohere's process is unchanged)")
+    ap.add_argument("--sigma", default="1.0", help="our shrink-wrap σ: voxels, or a decreasing ramp 'a:b' "
+                    "(cohere's rows keep σ 1)")
     ap.add_argument("--chosen", type=float, help="the threshold chosen on an earlier run's tuning split")
     ap.add_argument("--quick", action="store_true", help="1 item per source and 2 speed repeats")
     ap.add_argument("--out", default=str(RESULTS_DIR / "sources-cpu.json"))
@@ -260,6 +262,14 @@ def main(argv=None) -> int:
     if args.chosen is not None and args.chosen not in THRESHOLDS:
         print(f"--chosen must be one of {THRESHOLDS}", file=sys.stderr)
         return 2
+    try:
+        sigma = args.sigma if ":" in args.sigma else float(args.sigma)
+        from autophase.phasing import PhasingParams
+
+        PhasingParams(sw_sigma=sigma).validate()
+    except ValueError as e:
+        print(f"--sigma: {e}", file=sys.stderr)
+        return 2
     sources = [s for s in args.sources.split(",") if s]
     bad = [s for s in sources if s not in TEST_SEEDS]
     if bad:
@@ -268,7 +278,7 @@ def main(argv=None) -> int:
 
     results: dict = {
         "schedule": SCHEDULE, "shrink_wrap_every": SW_EVERY, "thresholds": list(THRESHOLDS),
-        "current_default": {"sw_threshold": DEFAULT_T, "sw_sigma": 1.0},
+        "current_default": {"sw_threshold": DEFAULT_T, "sw_sigma": 1.0}, "ours_sw_sigma": args.sigma,
         "cohere_settings": {k: cohere_params(k) for k in COHERE},
         "chi2_rule": "eq. 2 over measured voxels with the least-squares scale, same for every program",
         "band": list(BAND), "photons_simulated": 1e6,
@@ -295,7 +305,7 @@ def main(argv=None) -> int:
         rows = []
         for it in items:
             t0 = time.perf_counter()
-            rows.append(run_item(it, with_cohere=False, check_api=False, workdir=wd))
+            rows.append(run_item(it, with_cohere=False, check_api=False, workdir=wd, sigma=sigma))
             print(f"tune {it.name}: " + _line(rows[-1]) + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
         keys = [f"ours_t{t:g}" for t in THRESHOLDS] + ["llk_select"]
         results["tune"][src] = {"items": rows, "summary": summarise(rows, keys)}
@@ -323,7 +333,7 @@ def main(argv=None) -> int:
         rows = []
         for k, it in enumerate(items):
             t0 = time.perf_counter()
-            row = run_item(it, with_cohere=not args.no_cohere, check_api=(k == 0), workdir=wd)
+            row = run_item(it, with_cohere=not args.no_cohere, check_api=(k == 0), workdir=wd, sigma=sigma)
             row["chosen"] = dict(row[f"ours_t{chosen:g}"], sw_threshold=chosen)
             rows.append(row)
             print(f"held-out {it.name}: " + _line(rows[-1]) + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
