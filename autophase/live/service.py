@@ -218,8 +218,17 @@ class _Extras:
         self.proc.start()
         self.pending = 0
 
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        kind, *_ = self.done.get(timeout=timeout)
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        t_end = time.monotonic() + timeout
+        while True:
+            try:
+                kind, *_ = self.done.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if not self.proc.is_alive() or time.monotonic() > t_end:
+                    raise RuntimeError(f"the pictures process did not start (exit code {self.proc.exitcode}; "
+                                       "a script that starts the service must guard it with "
+                                       "if __name__ == '__main__')") from None
         if kind != "ready":  # pragma: no cover
             raise RuntimeError(f"the pictures process did not start ({kind})")
 
