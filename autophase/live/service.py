@@ -178,9 +178,10 @@ def _finite(v: float) -> float | None:
 
 # ----------------------------------------------------------------------------- extras worker
 def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the child process
-    """The pictures/VTK process: low priority, ignores SIGINT/SIGTERM (the parent ends it)."""
+    """The pictures/VTK process: low priority; ignores SIGINT (a Ctrl-C reaches the whole
+    process group: the parent decides), but not SIGTERM, with which multiprocessing ends a
+    daemon child when the parent exits any other way (ignoring it hung such an exit)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         os.nice(10)
     except OSError:
