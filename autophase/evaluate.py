@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from .atomic import write_json
 from .errors import InputError
 
 if TYPE_CHECKING:  # evaluate() imports the predictor at call time, as it does its other parts
@@ -316,8 +317,4 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(path, results, indent=2, default=str)

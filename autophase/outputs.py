@@ -27,6 +27,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .atomic import atomic_path
+
 __all__ = ["check_output_path", "input_geometry", "input_scan_geometry", "write_reconstruction", "write_result",
            "write_extras"]
 
@@ -104,16 +106,12 @@ def write_result(out: str | os.PathLike, obj: np.ndarray, support: np.ndarray,
     job: dict[str, Any] = {"out": str(out), "plot": bool(plot), "title": title, "history": _plain(history),
                            "object": np.asarray(obj, np.complex64), "support": np.asarray(support, bool)}
     if out.suffix.lower() == ".npz":
-        tmp = out.with_name(f".{out.name}.part-{os.getpid()}.npz")
         payload = {"object": np.asarray(obj, np.complex64), "support": np.asarray(support, bool)}
         for k, v in metrics.items():
             payload[k] = np.asarray(v) if not isinstance(v, str) else np.asarray(v, dtype="U")
         payload.update(arrays or {})
-        try:
+        with atomic_path(out, suffix=".npz") as tmp:  # numpy appends .npz to any other name
             np.savez_compressed(tmp, **payload)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
         return out, job
     from .experimental.postprocess import postprocess
     from .io.cxi import write_cxi

@@ -75,6 +75,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..atomic import is_part_name
 from ..errors import InputError
 
 __all__ = ["PATTERN_SUFFIXES", "SCAN_MARKER", "WatchConfig", "WatchService", "Inbox", "Arrival", "is_temp_name",
@@ -563,7 +564,7 @@ class WatchService:
         for d in (self.cfg.out, self.cfg.out / "prepped"):
             if d.is_dir():
                 for p in d.iterdir():
-                    if p.name.startswith(".") and ".part-" in p.name and p.is_file():
+                    if is_part_name(p.name) and p.is_file():
                         p.unlink(missing_ok=True)
 
     def _collect_extras(self) -> None:

@@ -22,6 +22,8 @@ import os
 import threading
 from pathlib import Path
 
+from ..atomic import write_json
+
 __all__ = ["wisdom_path", "load", "save"]
 
 _LOCK = threading.Lock()
@@ -89,10 +91,7 @@ def save() -> bool:
         if w == _state["saved"]:
             return False
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps({k: v.decode("ascii") for k, v in zip(_KINDS, w)}))
-            os.replace(tmp, path)
+            write_json(path, {k: v.decode("ascii") for k, v in zip(_KINDS, w)})
         except OSError:
             return False
         _state["saved"] = w

@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import math
 import os
 import signal
@@ -57,6 +56,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..atomic import write_json, write_text
 from ..distributed import Engine
 from ..model.checkpoint import read_checkpoint, save_checkpoint
 from ..model.network import AutoPhaseNet, NetworkConfig, strict_from_dict
@@ -189,9 +189,7 @@ def _write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
     w = csv.DictWriter(buf, fieldnames=keys)
     w.writeheader()
     w.writerows(rows)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    write_text(path, buf.getvalue())
 
 
 class Trainer:
@@ -437,10 +435,7 @@ class Trainer:
              "n_train": len(self.train_idx), "n_val": len(self.val_idx), "engine": self.engine.name,
              "world": self.engine.world, "steps_per_epoch": self.steps_per_epoch, "device": str(self.device),
              "resumed_from": self.resumed_from, "init_from": self.init_from, **self.extra_meta}
-        self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.out / "config.json.tmp"
-        tmp.write_text(json.dumps(d, indent=2, default=str) + "\n")
-        os.replace(tmp, self.out / "config.json")
+        write_json(self.out / "config.json", d, indent=2, default=str)
 
     def _log(self, msg: str) -> None:
         if self.engine.is_root:
