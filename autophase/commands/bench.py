@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autophase.atomic import write_json
+from autophase.atomic import atomic_path, write_json
 from autophase.errors import InputError
 from autophase.bench.record import RESULTS_DIR
 from autophase.paths import checkout_root
@@ -186,9 +186,8 @@ def _run_one(name: str, script: Path, quick: bool, out: Path, timeout_s: float |
         for p in fresh:
             dest = out / p.name
             if p != dest.resolve():
-                tmp = dest.with_name(f".{dest.name}.tmp")
-                shutil.copyfile(p, tmp)
-                os.replace(tmp, dest)
+                with atomic_path(dest) as tmp:
+                    shutil.copyfile(p, tmp)
             res.records.append(dest)
     if staged is not None:
         staged.unlink(missing_ok=True)

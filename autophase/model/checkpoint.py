@@ -7,7 +7,7 @@ A checkpoint is a ``torch.save`` dict::
      "model": state_dict (unwrapped: no "module." prefixes),
      ...}                                  # trainer state: optimizer, epoch, history, ...
 
-It is written to ``<path>.tmp`` and renamed with ``os.replace``, so a killed run leaves
+It is written to a hidden ``.NAME.part-PID`` and renamed (:mod:`autophase.atomic`), so a killed run leaves
 either the previous complete checkpoint or the new one, never half a file.
 
 The **model version** that every prediction carries is the first 16 hex digits of the

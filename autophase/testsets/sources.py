@@ -109,13 +109,12 @@ def prep_scan54(raw: str | os.PathLike = SCAN54_RAW, cache: str | os.PathLike | 
     if not Path(raw).exists():
         raise FileNotFoundError(f"scan 54 frames not found at {raw} (set AUTOPHASE_SCAN54)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + f".tmp{os.getpid()}.cxi")
-    cmd = [sys.executable, "-m", "autophase.cli", "prep", str(raw), "-o", str(tmp), "--no-plot"]
+    # prep writes its .cxi atomically: the cache holds a whole pattern or none
+    cmd = [sys.executable, "-m", "autophase.cli", "prep", str(raw), "-o", str(path), "--no-plot"]
     r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0 or not tmp.exists():
+    if r.returncode != 0 or not path.exists():
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
         raise RuntimeError(f"autophase prep failed on {raw}: {tail[0]}")
-    os.replace(tmp, path)
     (path.with_suffix(".prep.log")).write_text(" ".join(cmd) + "\n" + r.stdout)
     return path
 
