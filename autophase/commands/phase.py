@@ -35,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sw-sigma", default="1.0", metavar="S[,S...]",
                    help="shrink-wrap Gaussian σ in voxels, in (0, 10]; START:END for σ decreasing linearly over "
                         "the run (e.g. 3:1); a comma-separated list runs each as a candidate (e.g. 1,3:1)")
-    p.add_argument("--sw-threshold", default="0.2", metavar="T[,T...]",
+    p.add_argument("--sw-threshold", default="0.1", metavar="T[,T...]",
                    help="shrink-wrap threshold, a fraction of the maximum in (0, 1); a comma-separated list "
                         "(e.g. 0.1,0.15,0.2) runs each as a candidate and keeps the best by LLK_free")
     p.add_argument("--beta", type=float, default=0.9, help="HIO/RAAR feedback β in (0, 1]")
