@@ -107,13 +107,13 @@ def prep(raw: str | os.PathLike, *, dataset: str | None = None, spec: str | None
     """Raw 34-ID-C frames → a centred, binned pattern, like ``autophase prep``.
 
     ``raw``: a scan directory of detector frames or a stacked (angle, rows, cols) file.
-    ``config``: :class:`autophase.experimental.prep.PrepConfig` fields (``size`` = 64,
+    ``config``: :class:`autophase.beamline.prep.PrepConfig` fields (``size`` = 64,
     ``oversampling``, ``binning``, ``centre``, ``remove_aliens``). Returns a
-    :class:`autophase.experimental.prep.PrepResult` (``intensity`` (size³) float32 counts,
+    :class:`autophase.beamline.prep.PrepResult` (``intensity`` (size³) float32 counts,
     ``mask_bits``, ``metadata``); write it with
     ``autophase.io.cxi.write_pattern_cxi(path, r.intensity, r.mask_bits, metadata=r.metadata)``.
     """
-    from .experimental.prep import PrepConfig, prepare
+    from .beamline.prep import PrepConfig, prepare
     from .io.raw34idc import read_raw
 
     cfg = PrepConfig(**config)

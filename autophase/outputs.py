@@ -2,11 +2,11 @@
 
 * ``OUT.npz`` — arrays and metrics (object complex64, support bool, chi2, llk_free, …).
 * ``OUT.cxi`` — the CXI file, plus, beside it, ``OUT.vti`` (ParaView), the phase-ramp-
-  removed displacement and strain along Q (:mod:`autophase.experimental.postprocess`),
+  removed displacement and strain along Q (:mod:`autophase.beamline.postprocess`),
   ``OUT_isosurface.png`` and ``OUT_slices.png``. When the input is a CXI file written by
   ``autophase prep`` with the full scan geometry (energy, distance, pixel size, δ, γ,
   rocking motor and step), the object is first put on an orthonormal lab grid
-  (:mod:`autophase.experimental.geometry`) and strain is taken along the true Q̂
+  (:mod:`autophase.beamline.geometry`) and strain is taken along the true Q̂
   (metadata ``frame = "lab"``); otherwise it stays in the array frame with Q̂ along y and
   whatever voxel size and d spacing the input gives (``frame = "detector"``, and
   ``frame_note`` says why). ``OUT.npz`` and ``OUT.png`` always hold the object as phased.
@@ -76,7 +76,7 @@ def input_scan_geometry(input_path: str | os.PathLike, metadata: Mapping[str, An
     outputs stay in the detector frame); InputError naming the file for bad values.
     """
     from .errors import InputError
-    from .experimental.geometry import ScanGeometry, why_no_geometry
+    from .beamline.geometry import ScanGeometry, why_no_geometry
 
     if Path(input_path).suffix.lower() != ".cxi":
         return None, f"input {Path(input_path).name} is not a CXI file from autophase prep: no scan geometry"
@@ -113,7 +113,7 @@ def write_result(out: str | os.PathLike, obj: np.ndarray, support: np.ndarray,
         with atomic_path(out, suffix=".npz") as tmp:  # numpy appends .npz to any other name
             np.savez_compressed(tmp, **payload)
         return out, job
-    from .experimental.postprocess import postprocess
+    from .beamline.postprocess import postprocess
     from .io.cxi import write_cxi
 
     geo, scan_geo, why = {}, None, "no input file"
@@ -161,7 +161,7 @@ def write_extras(job: Mapping[str, Any]) -> list[Path]:
     written: list[Path] = []
     res = job.get("postprocessed")
     if res is not None:
-        from .experimental.postprocess import plot_isosurface, plot_slices
+        from .beamline.postprocess import plot_isosurface, plot_slices
         from .io.vtk import write_object_vti
 
         disp_name = "displacement_nm" if res.get("d_spacing_nm") else "displacement_d"

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     import torch
 
     from autophase.bench.record import RESULTS_DIR, write_record
-    from autophase.experimental.finetune import FinetuneConfig
+    from autophase.beamline.finetune import FinetuneConfig
     from autophase.live.learn import LearnConfig, ModelStore, ScanStore, judge, score_model, train_candidate
     from autophase.predict import resolve_model
     from autophase.testsets.sources import load_source

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from autophase.errors import InputError
-from autophase.experimental.finetune import FinetuneConfig, finetune, split_photons
+from autophase.beamline.finetune import FinetuneConfig, finetune, split_photons
 from autophase.io.cxi import write_pattern_cxi
 from autophase.physics.synthetic import faceted_crystal, noisy_pattern
 

@@ -6,8 +6,8 @@ import pytest
 from scipy import ndimage
 
 from autophase.errors import InputError
-from autophase.experimental.geometry import ScanGeometry, basis_angles, to_lab_frame
-from autophase.experimental.postprocess import postprocess
+from autophase.beamline.geometry import ScanGeometry, basis_angles, to_lab_frame
+from autophase.beamline.postprocess import postprocess
 from autophase.io.cxi import read_cxi, write_pattern_cxi
 from autophase.outputs import input_scan_geometry, write_reconstruction
 from autophase.physics.forward import far_field

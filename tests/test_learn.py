@@ -12,7 +12,7 @@ import torch
 
 from autophase.cli import main as cli
 from autophase.errors import InputError
-from autophase.experimental.finetune import FinetuneConfig
+from autophase.beamline.finetune import FinetuneConfig
 from autophase.live.learn import (LearnConfig, ModelStore, ScanStore, add_learn_arguments,
                                   better_candidate, geometric_mean, judge, learn_config_from_args, run_round)
 from autophase.model.checkpoint import read_checkpoint, save_checkpoint

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from autophase.errors import InputError
-from autophase.experimental.postprocess import (phase_gradient, postprocess, q_unit_vector, remove_phase_ramp,
+from autophase.beamline.postprocess import (phase_gradient, postprocess, q_unit_vector, remove_phase_ramp,
                                                 write_outputs)
 from autophase.io.cxi import read_cxi
 from autophase.io.vtk import read_vti

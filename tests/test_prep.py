@@ -7,7 +7,7 @@ import tifffile
 
 from autophase.cli import main
 from autophase.errors import InputError
-from autophase.experimental.prep import (PrepConfig, choose_binning, crop_and_bin, estimate_oversampling,
+from autophase.beamline.prep import (PrepConfig, choose_binning, crop_and_bin, estimate_oversampling,
                                          prepare)
 from autophase.io.cxi import MASK_ALIEN, MASK_DEAD, MASK_HOT, MASK_MISSING, read_cxi
 from autophase.io.patterns import load_pattern

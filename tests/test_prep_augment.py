@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from autophase.errors import InputError
-from autophase.experimental.augment import (apply_transform, augment_patterns, write_augmented,
+from autophase.beamline.augment import (apply_transform, augment_patterns, write_augmented,
                                             write_augmented_cxi)
-from autophase.experimental.prep import estimate_oversampling
+from autophase.beamline.prep import estimate_oversampling
 from autophase.io.patterns import load_pattern
 from autophase.physics.forward import intensity, pad_object
 from autophase.physics.synthetic import faceted_crystal

@@ -3,7 +3,7 @@
 Augments the prepared patterns (rotation, resampling, flipping), fine-tunes the model
 from its weights, and compares the model before and after on a pattern held back —
 ``--holdout FILE``, or ``--split-photons`` to split a single scan's photons into an
-independent training half and held-back half (:mod:`autophase.experimental.finetune`).
+independent training half and held-back half (:mod:`autophase.beamline.finetune`).
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..experimental.finetune import FinetuneConfig, finetune
+    from ..beamline.finetune import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(n_augment=args.n_augment, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          refine=args.refine, seed=args.seed, max_angle_deg=args.max_angle,

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..experimental.prep import PrepConfig, plot_prep, prepare
+    from ..beamline.prep import PrepConfig, plot_prep, prepare
     from ..io.cxi import write_pattern_cxi
     from ..io.raw34idc import read_raw
 

@@ -130,7 +130,7 @@ class Geometry34IDC:
 def sample_circles(scan: SpecScan) -> dict[str, float]:
     """The sample circles of a 34-ID-C scan that its header records, as
     ``{"theta_deg", "chi_deg", "phi_deg"}`` (SPEC ``Theta``/``Chi``/``Phi``; absent ones left
-    out). They orient the rocking axis of a φ or χ scan (:mod:`autophase.experimental.geometry`)."""
+    out). They orient the rocking axis of a φ or χ scan (:mod:`autophase.beamline.geometry`)."""
     out = {}
     for key, name in (("theta_deg", "Theta"), ("chi_deg", "Chi"), ("phi_deg", "Phi")):
         try:

@@ -9,11 +9,11 @@ training never takes the service's cores or stalls its inference:
 
 1. **hold back** the ``holdout`` most recent scans; the older ones (at most
    ``max_train``) are the training set;
-2. **augment** them (:func:`autophase.experimental.augment.augment_patterns`: rotated,
+2. **augment** them (:func:`autophase.beamline.augment.augment_patterns`: rotated,
    rescaled, mirrored copies of each crystal's pattern) and **fine-tune** the current
    model on the copies without supervision — the network's own χ² to the measured
    magnitudes is the loss (:class:`autophase.train.trainer.Trainer` with the recipe of
-   :func:`autophase.experimental.finetune.train_config`: BatchNorm frozen, support
+   :func:`autophase.beamline.finetune.train_config`: BatchNorm frozen, support
    threshold fixed, best checkpoint by validation χ²);
 3. **score** the current model and the candidate on the held-back scans, each by the
    geometric mean over scans of χ² after the network and K ER iterations
@@ -68,7 +68,7 @@ import numpy as np
 
 from ..atomic import write_json
 from ..errors import InputError
-from ..experimental.finetune import FinetuneConfig
+from ..beamline.finetune import FinetuneConfig
 
 __all__ = ["LearnConfig", "add_learn_arguments", "learn_config_from_args", "ModelStore", "ScanStore", "Learner",
            "train_candidate", "score_model", "geometric_mean", "better_candidate", "judge",
@@ -334,14 +334,14 @@ def train_candidate(model: str | os.PathLike, mags: np.ndarray, measured: Sequen
                     workdir: str | os.PathLike, cfg: FinetuneConfig, seed: int = 0) -> Path:
     """Fine-tune ``model`` on augmented copies of (N, S, S, S) √counts; the best checkpoint.
 
-    The copies (``cfg.n_augment``, :func:`~autophase.experimental.augment.augment_patterns`)
+    The copies (``cfg.n_augment``, :func:`~autophase.beamline.augment.augment_patterns`)
     are held in memory with their unmeasured voxels marked −1, as
     :class:`~autophase.train.data.PatternFiles` does; training writes to ``workdir``.
     """
     import torch
 
-    from ..experimental.augment import augment_patterns
-    from ..experimental.finetune import train_config
+    from ..beamline.augment import augment_patterns
+    from ..beamline.finetune import train_config
     from ..model.checkpoint import read_checkpoint
     from ..model.network import NetworkConfig
     from ..train.trainer import Trainer

@@ -19,7 +19,7 @@ Arrivals
     a raw 34-ID-C scan directory (TIFF frames, dark/white/SPEC beside them, as
     ``autophase prep`` reads it) is taken once a file named :data:`SCAN_MARKER`
     (``SCAN_COMPLETE``) appears in it — the acquisition writes it last — and goes
-    through :func:`autophase.experimental.prep.prepare`; the prepared pattern is kept as
+    through :func:`autophase.beamline.prep.prepare`; the prepared pattern is kept as
     ``OUT/prepped/<name>.cxi`` (so outputs get the scan's lab-frame geometry).
 
 Work
@@ -192,7 +192,7 @@ def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the
     matplotlib.use("Agg")
     import matplotlib.pyplot  # noqa: F401  (the ≈1 s import, before "ready")
 
-    from ..experimental import postprocess  # noqa: F401
+    from ..beamline import postprocess  # noqa: F401
     from ..outputs import write_extras
 
     done.put(("ready", None, None, 0.0))
@@ -613,8 +613,8 @@ class WatchService:
         return pat, stages
 
     def _prep(self, scan: Path) -> Path:
-        """A raw scan directory → ``OUT/prepped/<name>.cxi`` (:mod:`autophase.experimental.prep`)."""
-        from ..experimental.prep import PrepConfig, prepare
+        """A raw scan directory → ``OUT/prepped/<name>.cxi`` (:mod:`autophase.beamline.prep`)."""
+        from ..beamline.prep import PrepConfig, prepare
         from ..io.cxi import write_pattern_cxi
         from ..io.raw34idc import read_raw
 
