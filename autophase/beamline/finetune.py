@@ -13,7 +13,7 @@ that with this project's parts:
    same crystal: this measures whether fine-tuning fits *this* sample better, not how
    it generalises to other crystals.)
 2. **augmentation** of the training patterns (half A) by
-   :func:`autophase.experimental.augment.augment_patterns` — ``n_augment`` copies, each a
+   :func:`autophase.beamline.augment.augment_patterns` — ``n_augment`` copies, each a
    valid pattern of a rotated / rescaled / mirrored crystal — written as pattern CXIs;
 3. **before** — the starting model on the held-back pattern: the network alone and
    NN + ``refine`` ER (χ², LLK_free, seconds);

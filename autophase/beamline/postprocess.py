@@ -23,10 +23,10 @@ phasing, and :func:`postprocess` does here, in order:
 **Frames.** An object phased from raw detector frames is in the *detector frame*
 (array axes: rocking angle, detector rows, columns), whose real-space steps are skewed
 (≈ 76–103° apart for 34-ID-C scan 54) and unequal. Given the scan's geometry
-(``geometry=``, a :class:`~autophase.experimental.geometry.ScanGeometry`, which
+(``geometry=``, a :class:`~autophase.beamline.geometry.ScanGeometry`, which
 :mod:`autophase.outputs` builds from the metadata ``autophase prep`` stores), steps 1–2
 are done in the detector frame, the object and support are then interpolated onto an
-orthonormal lab grid (:func:`~autophase.experimental.geometry.to_lab_frame`: axes lab z =
+orthonormal lab grid (:func:`~autophase.beamline.geometry.to_lab_frame`: axes lab z =
 beam, y = up, x; isotropic voxel, by default the shortest detector-frame step), and
 steps 1–5 run there with the true Q̂ and d = 2π/|Q| — lengths in nm and ε_QQ are then
 exact up to the interpolation. The metadata records ``frame = "lab"``.
@@ -213,7 +213,7 @@ def postprocess(object: np.ndarray, support: np.ndarray | None = None,
     d_spacing_nm : the reflection's plane spacing (nm), or None (u in units of d).
     ramp : "gradient" (default), "fourier" or None (keep the ramp).
     center : roll the crystal to the array centre first.
-    geometry : a :class:`~autophase.experimental.geometry.ScanGeometry` of the scan the
+    geometry : a :class:`~autophase.beamline.geometry.ScanGeometry` of the scan the
         object was phased from (detector frame) → put it on an orthonormal lab grid first;
         ``voxel_size_nm`` and ``q_direction`` are then ignored (they come from the
         geometry), and ``d_spacing_nm`` defaults to the geometry's 2π/|Q|. The object must

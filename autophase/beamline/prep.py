@@ -28,7 +28,7 @@ centred on the Bragg peak, binned so that the reciprocal-space oversampling rati
 9. **geometry** (with a SPEC header): energy, distance, binned pixel size, δ, γ, the
    rocking motor and its binned step and the sample circles θ, χ, φ are stored with the
    pattern, and the log gives the real-space steps of the size³ array in the lab frame
-   (:mod:`autophase.experimental.geometry`), which ``phase``/``predict`` use to write
+   (:mod:`autophase.beamline.geometry`), which ``phase``/``predict`` use to write
    their outputs on an orthonormal lab grid.
 
 Masks are CXI uint32 bits (:mod:`autophase.io.cxi`): 0 = measured; any bit =
