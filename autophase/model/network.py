@@ -38,11 +38,13 @@ Example::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 import torch.nn.functional as F
+
+from ..strict import strict_from_dict
 
 __all__ = ["NetworkConfig", "AutoPhaseNet", "normalize_input", "parameter_count", "forward_flops"]
 
@@ -50,12 +52,6 @@ INPUT_NORMS = ("max", "log")
 
 
 
-def strict_from_dict(cls, d: dict, what: str):
-    """``cls(**d)`` for a config dataclass, refusing keys it does not know (named in the error)."""
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} config keys {sorted(unknown)}")
-    return cls(**d)
 
 @dataclass(frozen=True)
 class NetworkConfig:

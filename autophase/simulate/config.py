@@ -8,8 +8,9 @@ ranks is deliberately *not* part of it: the data do not depend on it.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
+from ..strict import strict_from_dict
 from .crystal import DEFAULT_CELLS, check_size
 from .domain import DomainConfig
 from .relax import RelaxSettings
@@ -135,8 +136,4 @@ class SimulationConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationConfig":
         """Strict: unknown keys are errors (a typo must not silently become a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown simulation config key(s): {', '.join(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "simulation")

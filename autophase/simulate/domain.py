@@ -85,6 +85,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ..physics.forward import intensity, pad_object
+from ..strict import strict_from_dict
 from ..physics.synthetic import FAMILIES
 
 __all__ = ["DomainConfig", "STREAM_SHAPE", "STREAM_DEFECTS", "STREAM_MEASURE", "SHAPES",
@@ -175,11 +176,7 @@ class DomainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "DomainConfig":
         """Strict: unknown keys are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown domain config key(s): {', '.join(unknown)}")
-        return cls(**d)
+        return strict_from_dict(cls, d, "domain")
 
 
 def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:

@@ -59,7 +59,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..atomic import write_json, write_text
 from ..distributed import Engine
 from ..model.checkpoint import read_checkpoint, save_checkpoint
-from ..model.network import AutoPhaseNet, NetworkConfig, strict_from_dict
+from ..model.network import AutoPhaseNet, NetworkConfig
+from ..strict import strict_from_dict
 from .data import RankShardSampler, augment_batch, describe, rank_shard, split_indices
 from .loss import LOSSES, centre_offset, centre_penalty, physics_loss, ramp
 from .trivial import TRIVIAL_ANSWERS, TrivialAnswers
