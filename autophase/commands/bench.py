@@ -20,7 +20,6 @@ still run).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import re
@@ -34,7 +33,6 @@ from pathlib import Path
 
 from autophase.atomic import atomic_path, write_json
 from autophase.errors import InputError
-from autophase.bench.record import RESULTS_DIR
 from autophase.paths import checkout_root
 
 NAME = "bench"
@@ -54,9 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bench-dir", metavar="DIR", help=argparse.SUPPRESS)  # tests point it elsewhere
 
 
-#: the suites: benchmarks/ of the checkout, or autophase/benchmarks inside an installed wheel
-_SPEC = importlib.util.find_spec("autophase.benchmarks")  # None: a checkout on PYTHONPATH, not installed
-BENCH_DIR = Path(_SPEC.origin).parent if _SPEC else Path(__file__).resolve().parents[2] / "benchmarks"
+def benchmarks_dir() -> Path:
+    """The suites: ``autophase.benchmarks`` (the checkout's benchmarks/, or inside a wheel).
+
+    Looked up when asked, not at import: the CLI imports every command module at start-up.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("autophase.benchmarks")  # None: a checkout on PYTHONPATH, not installed
+    return Path(spec.origin).parent if spec else Path(__file__).resolve().parents[2] / "benchmarks"
+
+
 #: where suites run (and the repository's .venv): the checkout, else the current directory
 REPO = checkout_root()
 OUT_ENV = "AUTOPHASE_BENCH_OUT"
@@ -81,7 +87,7 @@ class SuiteRun:
 
 def list_suites(bench_dir: str | os.PathLike | None = None) -> dict[str, Path]:
     """``{name: path}`` of ``bench_<name>.py`` in the benchmarks folder, sorted by name."""
-    d = Path(bench_dir) if bench_dir else BENCH_DIR
+    d = Path(bench_dir) if bench_dir else benchmarks_dir()
     if not d.is_dir():
         raise InputError(f"{d}: no benchmarks folder (run from a source checkout of autophase)")
     return {p.stem[len("bench_"):]: p for p in sorted(d.glob("bench_*.py"))}
@@ -220,9 +226,16 @@ def run_suites(names: list[str], quick: bool = False, out: str | os.PathLike | N
     if unknown:
         raise InputError(f"unknown suite(s) {', '.join(unknown)}; available: {', '.join(suites) or 'none'}")
     if not names:
-        raise InputError(f"{bench_dir or BENCH_DIR}: no bench_*.py suites found")
-    bdir = Path(bench_dir) if bench_dir else BENCH_DIR
-    out_dir = Path(out) if out else (bdir / "results" if bench_dir else RESULTS_DIR)
+        raise InputError(f"{bench_dir or benchmarks_dir()}: no bench_*.py suites found")
+    bdir = Path(bench_dir) if bench_dir else benchmarks_dir()
+    if out:
+        out_dir = Path(out)
+    elif bench_dir:
+        out_dir = bdir / "results"
+    else:
+        from autophase.bench.record import RESULTS_DIR
+
+        out_dir = RESULTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in names:
