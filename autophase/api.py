@@ -54,9 +54,11 @@ def phase(data: Any, *, kind: str = "intensity", measured: np.ndarray | None = N
         √counts (``kind="magnitude"``); the Bragg peak at the array centre.
     measured : (z, y, x) bool, False where the detector did not measure (arrays only).
     init : complex (z, y, x) start, e.g. a network's answer (refinement).
-    options : :class:`autophase.phasing.PhasingParams` fields — ``schedule``, ``beta``,
-        ``shrink_wrap_every``, ``sw_sigma``, ``sw_threshold``, ``support``, ``starts``,
-        ``seed``, ``engine`` ("cpu" or "torch"), ``device``; checked before anything runs.
+    options : :class:`autophase.phasing.PhasingParams` fields — ``schedule`` (ER, HIO,
+        RAAR), ``beta``, ``shrink_wrap_every``, ``sw_sigma`` (σ, a ramp "3:1", or a tuple of
+        candidates), ``sw_threshold`` (a tuple: candidates, the best by LLK_free kept),
+        ``support``, ``starts``, ``best_k``, ``seed``, ``engine`` ("cpu" or "torch"),
+        ``device``; checked before anything runs.
 
     Returns a :class:`autophase.phasing.PhasingResult`: ``object`` (z, y, x) complex64 in
     the data's units (|F(object)|² ≈ counts), ``support`` bool, ``chi2``, ``llk_free``, ….
