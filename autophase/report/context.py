@@ -8,9 +8,9 @@ scales".
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from .compare import THRESHOLD, Change, compare, numeric_leaves
+from ..results import Env, Metric, Series
+from .compare import THRESHOLD, Change, compare
 from .records import Record
 
 __all__ = ["Context", "Finding"]
@@ -32,35 +32,24 @@ class Context:
     records: list[Record]
     previous: list[Record]
     threshold: float = THRESHOLD
-    changes: dict[tuple[str, str], dict[str, Change]] = field(default_factory=dict)
+    changes: dict[tuple[str, str], dict[tuple, Change]] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
     _fig_names: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        prev = {r.key: r for r in self.previous}
+        self._prev = {r.key: r for r in self.previous}
         for r in self.records:
-            p = prev.get(r.key)
-            chs = compare(r.suite, r.device, numeric_leaves(r.results),
-                          numeric_leaves(p.results) if p else None, self.threshold)
-            self.changes[r.key] = {c.path: c for c in chs}
+            p = self._prev.get(r.key)
+            chs = compare(r.suite, r.device, r.result.metrics, p.result.metrics if p else None, self.threshold)
+            self.changes[r.key] = {c.key: c for c in chs}
 
-    def change(self, rec: Record, path: str) -> Change | None:
-        return self.changes.get(rec.key, {}).get(path)
+    def change(self, rec: Record, m: Metric) -> Change | None:
+        return self.changes.get(rec.key, {}).get(m.key())
 
-    def node_change(self, rec: Record, node_path: str,
-                    prefer: tuple[str, ...] = ("median_s", "time_s", "seconds")) -> Change | None:
-        """The Δ of a node's headline leaf: a preferred name, else its first directional leaf."""
-        chs = self.changes.get(rec.key, {})
-        base = f"{node_path}/" if node_path else ""
-        if node_path in chs:
-            return chs[node_path]
-        for name in prefer:
-            if base + name in chs:
-                return chs[base + name]
-        for p, c in chs.items():
-            if p.startswith(base) and "/" not in p[len(base):] and c.direction != 0:
-                return c
-        return None
+    def previous_series(self, rec: Record, s: Series) -> Series | None:
+        """The same series (name and params) in the previous run of the same suite and device."""
+        p = self._prev.get(rec.key)
+        return next((x for x in p.result.series if x.key() == s.key()), None) if p else None
 
     def all_changes(self) -> list[Change]:
         return [c for d in self.changes.values() for c in d.values()]
@@ -80,8 +69,7 @@ class Context:
     def gpu_records(self) -> list[Record]:
         return [r for r in self.records if r.device == "gpu"]
 
-    def env_summary(self) -> dict[str, Any]:
+    def env_summary(self) -> Env | None:
         """The run's environment from its newest CPU record (else any record)."""
-        cpu = [r for r in self.records if r.device == "cpu" and r.env]
-        pool = cpu or [r for r in self.records if r.env]
-        return max(pool, key=lambda r: r.created).env if pool else {}
+        pool = [r for r in self.records if r.device == "cpu"] or self.records
+        return max(pool, key=lambda r: r.created).result.env if pool else None

@@ -1,6 +1,6 @@
 """The report's matplotlib figures, each returned as PNG bytes (Agg, no pyplot state).
 
-Every function takes plain numbers (already extracted by a section) and draws one
+Every function takes plain numbers (read from the records by a section) and draws one
 figure; none of them reads a record. Colours are fixed across figures so that a reader
 learns them once: CPU blue, GPU orange; ours blue, peers grey; network green,
 refinement purple, phasing red (as in the paper's Fig. 2 and Fig. 4).
@@ -20,7 +20,7 @@ __all__ = ["speedup_bars", "latency_vs_batch", "histograms", "error_vs_iteration
            "scaling_curves", "COLORS"]
 
 COLORS = {"cpu": "#1f5fbf", "gpu": "#e8710a", "ours": "#1f5fbf", "peer": "#8a94a6",
-          "nn": "#2e9e4f", "nn_refine": "#7b3fbf", "refine": "#7b3fbf", "phasing": "#c0392b",
+          "nn": "#2e9e4f", "nn+er": "#7b3fbf", "refine": "#7b3fbf", "phasing": "#c0392b",
           "sphere": "#8a94a6"}
 _CYCLE = ["#1f5fbf", "#e8710a", "#2e9e4f", "#c0392b", "#7b3fbf", "#8c564b", "#17becf", "#bcbd22"]
 _DPI = 110
@@ -144,24 +144,20 @@ def histograms(data: Mapping[str, Sequence[float]], xlabel: str, title: str,
 
 
 def error_vs_iteration(curves: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
-                       title: str, ylabel: str = "χ²") -> bytes:
-    """Error against iteration (the paper's Fig. 4): dashed phasing, solid refinement.
+                       title: str, ylabel: str = "χ²", xlabel: str = "iteration") -> bytes:
+    """y against x, one line per curve (the paper's Fig. 4): dashed when the curve's
+    method is "phasing" (phasing alone), solid otherwise (refinement from the network).
 
-    ``curves`` holds (label, iterations, errors, kind) with kind ∈ {"phasing",
-    "nn_refine", …}; curves of one crystal share a colour.
+    ``curves`` holds (label, x, y, method); a positive y is drawn on a log axis.
     """
     fig, (ax,) = _new(6.8, 4.0)
-    crystal_color: dict[str, str] = {}
-    for label, it, err, kind in curves:
-        crystal, _, method = label.rpartition(":")
-        color = crystal_color.setdefault(crystal, _CYCLE[len(crystal_color) % len(_CYCLE)])
-        ls = "--" if kind == "phasing" else "-"
-        e = np.asarray(err, float)
+    for i, (label, x, y, method) in enumerate(curves):
+        e = np.asarray(y, float)
         ok = e > 0
-        ax.plot(np.asarray(it)[ok], e[ok], ls=ls, color=color, lw=1.4,
-                label=f"{crystal} {method}".strip())
+        ax.plot(np.asarray(x, float)[ok], e[ok], ls="--" if method == "phasing" else "-",
+                color=COLORS.get(method, _CYCLE[i % len(_CYCLE)]), lw=1.4, label=label)
     ax.set_yscale("log")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.legend(fontsize=8, ncol=2 if len(curves) > 6 else 1)

@@ -1,9 +1,10 @@
 """The four cards at the top of the page: the morning's questions, answered first.
 
-1. *Since the previous run*: number of regressions (red) / improvements (green).
+1. *Since the previous run*: regressions (red) / improvements (green), worst first (the
+   metric's ``better`` decides the direction; closest-to-1 figures rank by |ln value|).
 2. *Against the peers*: geometric-mean speed-up of ours over every peer comparison.
 3. *Scaling*: parallel efficiency at the largest N of each series.
-4. *GPU*: the GPU's speed-up per pattern over the CPU, or plainly that no GPU result
+4. *GPU*: the GPU's speed-up per item over the CPU, or plainly that no GPU result
    exists yet.
 """
 from __future__ import annotations
@@ -12,16 +13,9 @@ import math
 
 from ..context import Context
 from ..document import Card, Cards
-from .leaves import _severity
-from .latency import NO_GPU
+from .series import NO_GPU
 
 __all__ = ["summary_cards"]
-
-
-def _headline(c) -> bool:
-    leaf = c.path.rsplit("/", 1)[-1].lower()
-    return leaf == "median_s" or "per_s" in leaf or any(w in leaf for w in ("speedup", "efficiency", "gflop",
-                                                                              "throughput"))
 
 
 def _top(lines: list[str], n: int = 4) -> str:
@@ -31,49 +25,41 @@ def _top(lines: list[str], n: int = 4) -> str:
 
 def summary_cards(ctx: Context, prev_label: str | None) -> Cards:
     cards = []
-    # 1. yesterday
     if not ctx.previous:
         cards.append(Card("Since the previous run", "first run", "no earlier report to compare with", "muted"))
     else:
-        chs = [c for c in ctx.all_changes() if c.direction != 0 and c.rel is not None]
-        # Headline figures (medians, throughputs, ratios) before the rest, worst first.
-        reg = sorted((c for c in chs if c.status == "regression"), key=lambda c: (not _headline(c), -_severity(c)))
-        imp = sorted((c for c in chs if c.status == "improvement"), key=lambda c: (not _headline(c), _severity(c)))
+        chs = [c for c in ctx.all_changes() if c.status in ("regression", "improvement", "same")]
+        reg = sorted((c for c in chs if c.status == "regression"), key=lambda c: -c.severity)
+        imp = sorted((c for c in chs if c.status == "improvement"), key=lambda c: c.severity)
         devs = {r.device for r in ctx.records}
-        lines = [f"{c.suite}{' ' + c.device.upper() if len(devs) > 1 else ''}: {c.path} {c.rel * 100:+.0f} %"
-                 for c in reg or imp]
+        lines = [f"{c.suite}{' ' + c.device.upper() if len(devs) > 1 else ''}: {c.label} "
+                 f"{'' if c.rel is None else f'{c.rel * 100:+.0f} %'}".rstrip() for c in reg or imp]
         if reg:
             cards.append(Card("Since the previous run", f"{len(reg)} regression{'s' * (len(reg) != 1)}",
                               f"vs {prev_label}\n" + _top(lines), "regress"))
         elif imp:
-            cards.append(Card("Since the previous run", f"{len(imp)} faster, none slower",
+            cards.append(Card("Since the previous run", f"{len(imp)} better, none worse",
                               f"vs {prev_label}\n" + _top(lines), "improve"))
         else:
-            cards.append(Card("Since the previous run", "no change beyond ±10 %",
+            cards.append(Card("Since the previous run", f"no change beyond ±{ctx.threshold:.0%}",
                               f"vs {prev_label}; {len(chs)} figures compared"))
-    # 2. peers
     peers = [f for f in ctx.findings if f.kind == "peer" and f.value > 0]
     if peers:
         gm = math.exp(sum(math.log(f.value) for f in peers) / len(peers))
-        word = "faster" if gm >= 1 else "slower"
         lines = [f"{f.suite} {f.label}: ×{f.value:.3g}" for f in sorted(peers, key=lambda f: -f.value)]
-        cards.append(Card("Against the peers", f"×{gm:.3g} {word}" if gm >= 1 else f"×{1 / gm:.3g} slower",
+        cards.append(Card("Against the peers", f"×{gm:.3g} faster" if gm >= 1 else f"×{1 / gm:.3g} slower",
                           f"geometric mean of {len(peers)} comparison{'s' * (len(peers) != 1)}\n" + _top(lines),
                           "improve" if gm >= 1 else "regress"))
     else:
-        cards.append(Card("Against the peers", "no comparison yet",
-                          "no suite reported ours next to a peer", "muted"))
-    # 3. scaling
+        cards.append(Card("Against the peers", "no comparison yet", "no suite timed ours next to a peer", "muted"))
     sc = [f for f in ctx.findings if f.kind == "scaling"]
     if sc:
         worst = min(sc, key=lambda f: f.value)
-        lines = [f"{f.suite} {f.label}: {f.value:.0%} ({f.detail})" for f in sc]
         cards.append(Card("Scaling efficiency", f"{worst.value:.0%} lowest",
-                          _top(lines), "regress" if worst.value < 0.7 else "improve"))
+                          _top([f"{f.suite} {f.label}: {f.value:.0%} ({f.detail})" for f in sc]),
+                          "regress" if worst.value < 0.7 else "improve"))
     else:
-        cards.append(Card("Scaling efficiency", "no scaling data", "no suite reported several rank counts",
-                          "muted"))
-    # 4. GPU
+        cards.append(Card("Scaling efficiency", "no scaling data", "no suite reported a scaling series", "muted"))
     gpu_recs = ctx.gpu_records()
     if not gpu_recs:
         cards.append(Card("GPU", NO_GPU, "every figure in this report is from a CPU; GPU rows appear "
@@ -83,7 +69,7 @@ def summary_cards(ctx: Context, prev_label: str | None) -> Cards:
         g = [f for f in ctx.findings if f.kind == "gpu"]
         if g:
             best = max(g, key=lambda f: f.value)
-            cards.append(Card("GPU vs CPU", f"×{best.value:.3g} per pattern",
+            cards.append(Card("GPU vs CPU", f"×{best.value:.3g} per item",
                               f"{', '.join(names)}; best: {best.suite} {best.label}\n"
                               + _top([f"{f.suite} {f.label}: ×{f.value:.3g}" for f in g], 3)))
         else:
