@@ -45,7 +45,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .atomic import write_json
 from .errors import InputError
 
 if TYPE_CHECKING:  # evaluate() imports the predictor at call time, as it does its other parts
@@ -316,5 +315,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def write_results(results: dict[str, Any], path: str | os.PathLike) -> Path:
-    return write_json(path, results, indent=2, default=str)
+def write_results(results: dict[str, Any], path: str | os.PathLike, suite: str = "evaluate",
+                  command: str | None = None) -> Path:
+    """Write ``results`` (:func:`evaluate`'s dict, or the external suite's) as a typed
+    record (:mod:`autophase.results`): per method the median χ², phase and complex error,
+    the acceptance figures with their targets, and one distribution per method × metric
+    over the crystals; the dict itself is kept under ``details``."""
+    import sys
+
+    from .results.io import write_result
+    from .results.suites import build
+
+    if command is None:
+        c = results.get("command")
+        command = c if isinstance(c, str) and c else " ".join(sys.argv)
+    return write_result(build(suite, results, command=command), path)

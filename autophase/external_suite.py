@@ -198,7 +198,7 @@ def run_command(args, out) -> int:
 
     res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress)
     res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
-    write_results(res, out)
+    write_results(res, out, suite="external")
     for name, d in res["sources"].items():
         s = d["summary"]
         for m in ("nn", "refine", "phasing", "sphere"):

@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 wall[k].append(time.perf_counter() - w0)
                 cpu[k].append(time.process_time() - c0)
         row = {k: {"wall_ms_median": 1e3 * statistics.median(wall[k]), "wall_ms_min": 1e3 * min(wall[k]),
-                   "cpu_ms_median": 1e3 * statistics.median(cpu[k]), "complex_error": errs[k]}
+                   "cpu_ms_median": 1e3 * statistics.median(cpu[k]), "complex_error": errs[k],
+                   "wall_ms": [1e3 * x for x in wall[k]], "cpu_ms": [1e3 * x for x in cpu[k]]}
                for k in variants}
         row["cpu_ratio_upsample_16_over_before"] = (row["upsample_16"]["cpu_ms_median"]
                                                     / row["whole_voxel_before"]["cpu_ms_median"])

@@ -32,7 +32,7 @@ import json
 rec = {"scan": "aps34idc-scan54", "methods": rows}
 ft = os.path.join(out, "finetune", "results.json")
 if os.environ.get("FINETUNE", "1") != "0" and os.path.exists(ft):
-    r = json.load(open(ft))["results"]
+    r = json.load(open(ft))["details"]  # the finetune record (autophase.results): its own dict
     rec["finetune"] = {k: r[k] for k in ("holdout_kind", "config", "before", "after")}
     for tag in ("before", "after"):
         print(f"scan54 finetune {tag:6s} (held-back half): NN χ² {r[tag]['nn']['chi2']:.5g}, "

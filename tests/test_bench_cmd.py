@@ -34,12 +34,13 @@ write_record("tiny", {"quick": a.quick, "sum": t}, a.out)
 
 LEGACY = '''
 import json, pathlib, sys
+from autophase.bench.record import write_record
 d = pathlib.Path(__file__).parent / "results"
 d.mkdir(exist_ok=True)
-rec = {"suite": "legacy", "created": "2026-11-25T00:00:00+00:00", "env": {"gpu": None},
-       "results": {"argv": sys.argv[1:], "x_per_s": 3.0}}
-(d / "legacy-cpu.json").write_text(json.dumps(rec))
+write_record("legacy", {"argv": sys.argv[1:], "x_per_s": 3.0}, d / "legacy-cpu.json")
 (d / "notes.json").write_text("[]")   # not a record: never collected
+old = {"suite": "old", "created": "2026-11-25T00:00:00+00:00", "env": {"gpu": None}, "results": {"x": 1}}
+(d / "old-cpu.json").write_text(json.dumps(old))   # a record from before the schema: not collected
 '''
 
 FAIL = '''
@@ -87,11 +88,12 @@ def test_list_and_collect(bench_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "tiny: progress line" in text and "bench: summary" in text
     tiny = json.loads((out / "tiny-cpu.json").read_text())
-    assert tiny["suite"] == "tiny" and tiny["results"]["quick"] is True
-    assert tiny["results"]["sum"]["repeats"] == 3 and tiny["env"]["cpu_cores"] >= 1
+    assert tiny["suite"] == "tiny" and tiny["schema"] == "autophase.result/1" and tiny["details"]["quick"] is True
+    assert tiny["details"]["sum"]["repeats"] == 3 and tiny["env"]["cpu_cores"] >= 1 and tiny["device"] == "cpu"
     legacy = json.loads((out / "legacy-cpu.json").read_text())
-    assert legacy["results"]["argv"] == ["--quick"]           # no --out for a suite without one
+    assert legacy["details"]["argv"] == ["--quick"]           # no --out for a suite without one
     assert not (out / "notes.json").exists()                   # not a record
+    assert not (out / "old-cpu.json").exists()                 # an old-format record is not collected
     assert not list(out.glob(".*"))                            # no staging leftovers
     assert "tiny: progress line" in (out / "logs" / "tiny.log").read_text()
 

@@ -75,7 +75,14 @@ def test_evaluate_on_simulated_shards(tmp_path, capsys):
     out = tmp_path / "res.json"
     assert main(["evaluate", "--data", str(run), "--model", str(ck), "--out", str(out), "--n", "5",
                  "--refine", "5", "--phasing", "30", "--compile"]) == 0
-    r = json.loads(out.read_text())
+    from autophase.results import read_result
+
+    typed = read_result(out)  # a typed record; the evaluation's own dict is its details
+    r = json.loads(out.read_text())["details"]
+    assert typed.suite == "evaluate" and typed.kind == "evaluation"
+    chi2 = next(d for d in typed.distributions if d.name == "eval.chi2" and d.params == {"method": "nn+er"})
+    assert chi2.items == ["3", "1"] and chi2.values == [c["refine"]["chi2"] for c in r["crystals"]]
+    assert typed.metric("eval.chi2", method="phasing").value == r["summary"]["phasing"]["chi2"]["median"]
     assert r["n"] == 2 and [c["index"] for c in r["crystals"]] == [3, 1]  # held out only
     assert r["phasing_schedule"] == "30*ER" and r["refine_iterations"] == 5
     assert r["symmetries"] == 4 and r["compiled"] is True  # 4 symmetric copies (the default), compiled on request
@@ -145,7 +152,7 @@ def test_evaluate_killed_midway_resumes_to_the_same_figures(tmp_path):
     assert "continuing from the rows" in again.stderr
     assert "evaluate: 1/5" not in again.stderr and "evaluate: 3/5" in again.stderr  # only 3 scored
     assert not (tmp_path / "b.rows.jsonl").exists()
-    a, b = (json.loads((tmp_path / f"{x}.json").read_text()) for x in "ab")
+    a, b = (json.loads((tmp_path / f"{x}.json").read_text())["details"] for x in "ab")
     assert [c["index"] for c in b["crystals"]] == [0, 1, 2, 3, 4]
     assert _without_timings(a) == _without_timings(b)
 

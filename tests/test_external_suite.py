@@ -59,7 +59,7 @@ def test_score_without_truth_leaves_unmeasured_voxels_out():
     assert score_no_truth(obj, bad, None)["chi2"] > 0.1
 
 
-def test_run_on_one_generator_crystal(model_path):
+def test_run_on_one_generator_crystal(model_path, tmp_path):
     r = run_external(model_path, n=1, seed=1, refine=5, sources=["generator2"])
     d = r["sources"]["generator2"]
     row = d["rows"][0]
@@ -68,6 +68,16 @@ def test_run_on_one_generator_crystal(model_path):
         assert np.isfinite(row[m]["chi2"]) and "phase_error_rad" in row[m]
     assert row["refine"]["chi2"] < row["nn"]["chi2"]  # 5 ER from an untrained network's answer improve the fit
     assert d["summary"]["acceptance"]["n"] == 1
+    from autophase.evaluate import write_results
+    from autophase.results import read_result
+
+    typed = read_result(write_results(r, tmp_path / "ext.json", suite="external"))
+    assert typed.suite == "external" and typed.kind == "evaluation"
+    pe = next(x for x in typed.distributions if x.name == "eval.phase_error"
+              and x.params == {"method": "nn", "source": "generator2"})
+    assert pe.items == ["generator2/s1/0"] and pe.values == [row["nn"]["phase_error_rad"]]
+    ratio = typed.metric("eval.phase_error_ratio_nn_over_phasing", source="generator2")
+    assert ratio.target is not None and ratio.target.threshold == 2.0
     with pytest.raises(InputError, match="--sources"):
         run_external(model_path, n=1, sources=["simulator"])
     with pytest.raises(InputError, match="--n"):

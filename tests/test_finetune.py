@@ -47,7 +47,12 @@ def test_finetune_split_run_writes_before_after(tmp_path):
     assert res["training"]["epochs"] == 1 and len(list((out / "augmented").glob("aug-*.cxi"))) == 20
     assert (out / "holdout.cxi").is_file() and (out / "before_after.png").stat().st_size > 0
     rec = json.loads((out / "results.json").read_text())
-    assert rec["suite"] == "finetune" and rec["results"]["holdout_kind"].startswith("photon split")
+    assert rec["suite"] == "finetune" and rec["details"]["holdout_kind"].startswith("photon split")
+    from autophase.results import read_result
+
+    typed = read_result(out / "results.json")
+    assert typed.kind == "training"
+    assert typed.metric("finetune.chi2", process="after", method="nn").value == pytest.approx(res["after"]["nn"]["chi2"])
 
 
 def test_finetune_bad_input_writes_nothing(tmp_path):

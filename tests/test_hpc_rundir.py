@@ -118,8 +118,15 @@ def test_scaling_record_is_written(tmp_path):
     cfg = config.load(REPO / "jobs" / "local.toml")
     path = scaling.write(cfg, RunDir(tmp_path), "strong", [(1, 16, 8.0), (2, 16, 5.0)])
     rec = json.loads(path.read_text())
-    assert rec["suite"] == "scaling-simulate-strong" and rec["results"]["work_unit"] == "crystals"
-    assert rec["results"]["points"][1]["speedup"] == pytest.approx(1.6)
+    assert rec["suite"] == "scaling-simulate-strong" and rec["details"]["work_unit"] == "crystals"
+    from autophase.results import read_result
+
+    res = read_result(path)
+    assert res.kind == "scaling"
+    sp = next(s for s in res.series if s.name == "scaling.speedup")
+    assert sp.kind == "strong-scaling" and sp.x == "ranks" and [p.x for p in sp.points] == [1, 2]
+    assert sp.points[1].y == pytest.approx(1.6)
+    assert res.metric("scaling.efficiency").value == pytest.approx(0.8)
 
 
 def test_pipeline_commands_match_cli_interfaces():

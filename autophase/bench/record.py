@@ -1,31 +1,31 @@
-"""One JSON record per benchmark run: the figures plus where and with what they were measured.
+"""The environment of a benchmark run and the timing helper; the record itself is a
+:class:`autophase.results.Result` (see :mod:`autophase.results`).
 
 Every suite under ``benchmarks/`` ends with::
 
     from autophase.bench.record import environment, median_time, write_record
-    write_record("phasing", results, path)   # benchmarks/results/<name>-<host>.json by default
-
-so that the report can compare runs across days, machines and devices. A record is::
-
-    {"suite": str, "created": ISO-8601 UTC, "env": environment(), "results": {...}}
+    write_record("phasing", results, path)   # benchmarks/results/<suite>-<cpu|gpu>.json by default
 
 ``results`` is the suite's own dict; times are seconds, medians over repeats taken
 after a warm-up (see :func:`median_time`), with the individual repeats kept beside them.
+:func:`write_record` turns it into typed metrics, series and distributions with the
+suite's converter (:mod:`autophase.results.suites`, which reads the dict's fields by
+name), keeps the dict under ``details``, and writes it with the one writer,
+:func:`autophase.results.write_result` (checked against the schema, atomic).
 """
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import platform
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from ..atomic import write_json
 from ..paths import checkout_root
 
 __all__ = ["environment", "median_time", "write_record", "RESULTS_DIR"]
@@ -114,15 +114,17 @@ def median_time(fn: Callable[[], Any], repeats: int = 5, warmup: int = 1,
             "repeats": repeats, "warmup": warmup}
 
 
-def write_record(suite: str, results: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
-    """Write ``{"suite", "created", "env", "results"}`` as JSON (atomically); return the path."""
-    rec = {
-        "suite": suite,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "env": environment(),
-        "results": results,
-    }
-    if path is None:
-        dev = "gpu" if rec["env"]["gpu"] else "cpu"
-        path = RESULTS_DIR / f"{suite}-{dev}.json"
-    return write_json(path, rec, indent=2, default=str)
+def write_record(suite: str, results: dict[str, Any], path: str | os.PathLike | None = None, *,
+                 command: str | None = None) -> Path:
+    """Write ``results`` (the suite's raw dict) as a typed :class:`~autophase.results.Result`
+    record; return the path (default ``<results dir>/<suite>-<cpu|gpu>.json``).
+
+    ``command`` defaults to the dict's own ``"command"`` when it has one, else this
+    process's command line."""
+    from ..results.io import write_result
+    from ..results.suites import build
+
+    if command is None:
+        c = results.get("command")
+        command = c if isinstance(c, str) and c else " ".join([os.path.basename(sys.executable), *sys.argv])
+    return write_result(build(suite, results, command=command), path)

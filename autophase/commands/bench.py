@@ -7,7 +7,7 @@
 Each suite ``benchmarks/bench_<name>.py`` runs as its own process with the repository's
 Python (``.venv/bin/python`` when it exists, else this interpreter), so that one suite's
 crash, leak or thread settings cannot touch another's figures. A suite writes its record
-with :func:`autophase.bench.record.write_record`; the records it wrote or rewrote during
+with :func:`autophase.bench.record.write_record` (a :class:`autophase.results.Result`); the records it wrote or rewrote during
 its run (``benchmarks/results/*.json`` newer than its start, or any JSON it wrote under
 ``$AUTOPHASE_BENCH_OUT``) are copied into ``--out``, with the suite's log beside them in
 ``logs/<name>.log``, and how each suite went (ok, failed, timeout, no-json; seconds) in
@@ -111,11 +111,14 @@ def _json_mtimes(dirs: list[Path]) -> dict[Path, float]:
 
 
 def _is_record(p: Path) -> bool:
+    """A result record that reads back against the schema (:func:`autophase.results.read_result`)."""
+    from autophase.results import read_result
+
     try:
-        obj = json.loads(p.read_text())
-    except (OSError, ValueError):
+        read_result(p)
+    except InputError:
         return False
-    return isinstance(obj, dict) and isinstance(obj.get("results"), dict)
+    return True
 
 
 def _takes_out(script: Path) -> bool:
@@ -127,11 +130,12 @@ def _takes_out(script: Path) -> bool:
 
 
 def _device_of(path: Path) -> str:
+    """The record's ``device`` ("cpu" or "gpu"); "cpu" when it cannot be read."""
     try:
-        env = json.loads(path.read_text()).get("env") or {}
+        dev = json.loads(path.read_text()).get("device")
     except (OSError, ValueError, AttributeError):
         return "cpu"
-    return "gpu" if env.get("gpu") else "cpu"
+    return dev if dev in ("cpu", "gpu") else "cpu"
 
 
 def _run_one(name: str, script: Path, quick: bool, out: Path, timeout_s: float | None,
@@ -233,9 +237,9 @@ def run_suites(names: list[str], quick: bool = False, out: str | os.PathLike | N
     elif bench_dir:
         out_dir = bdir / "results"
     else:
-        from autophase.bench.record import RESULTS_DIR
+        from autophase.results import results_dir
 
-        out_dir = RESULTS_DIR
+        out_dir = results_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = []
     for n in names:

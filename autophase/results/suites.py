@@ -369,8 +369,10 @@ def _metrics(r: dict[str, Any], p: Parts) -> None:
             if not isinstance(v, dict):
                 continue
             params = {"size": int(size) if str(size).isdigit() else str(size), "method": variant}
-            p.metric("align.wall_ms", v.get("wall_ms_median"), "ms", "lower", group="metrics", params=params)
-            p.metric("align.cpu_ms", v.get("cpu_ms_median"), "ms", "lower", group="metrics", params=params)
+            p.metric("align.wall_ms", v.get("wall_ms_median"), "ms", "lower", group="metrics", params=params,
+                     samples=v.get("wall_ms"))
+            p.metric("align.cpu_ms", v.get("cpu_ms_median"), "ms", "lower", group="metrics", params=params,
+                     samples=v.get("cpu_ms"))
             p.metric("align.complex_error", v.get("complex_error"), "1", "lower", group="metrics-accuracy",
                      params=params, label="complex error of a known shift")
         if "cpu_ratio_upsample_16_over_before" in _d(s):
