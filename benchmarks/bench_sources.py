@@ -234,9 +234,9 @@ def main(argv=None) -> int:
     ap.add_argument("--markdown", metavar="JSON", help="print a written record's tables as markdown and exit")
     args = ap.parse_args(argv)
     if args.markdown:
-        import json
+        from autophase.results import read_result
 
-        print(markdown(json.loads(Path(args.markdown).read_text())["results"]))
+        print(markdown(read_result(args.markdown).details))
         return 0
     if args.quick:
         args.n_tune, args.n_test, args.scan_seeds, args.speed_repeats = 1, 1, 1, 2

@@ -18,16 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 NIGHTLY = REPO / "jobs" / "nightly" / "nightly.sh"
 
 SUITE = '''
-import argparse, json, os, pathlib, datetime
+import argparse, dataclasses, os
+from autophase.results import Env, Metric, new_result, write_result
 ap = argparse.ArgumentParser()
 ap.add_argument("--quick", action="store_true")
 ap.add_argument("--out", required=True)
 a = ap.parse_args()
 m = float(os.environ["TINY_MEDIAN_S"])
-rec = {"suite": "tiny", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-       "env": {"git_sha": "cafe", "host": "ws", "cpu_model": "test cpu", "cpu_cores": 2, "gpu": None},
-       "results": {"quick": a.quick, "work": {"median_s": m, "times_s": [m, m], "repeats": 2, "warmup": 1}}}
-pathlib.Path(a.out).write_text(json.dumps(rec))
+env = Env(host="ws", platform="linux", python="3", cpu_model="test cpu", cpu_cores=2, git_sha="cafe")
+rec = new_result("tiny", env=env, details={"quick": a.quick})
+rec = dataclasses.replace(rec, metrics=[Metric("work", m, "s", "lower", samples=[m, m])])
+write_result(rec, a.out)
 '''
 
 
@@ -41,10 +42,12 @@ def test_two_nights_publish_and_compare(tmp_path):
     bench = tmp_path / "benchmarks"
     (bench / "results").mkdir(parents=True)
     (bench / "bench_tiny.py").write_text(textwrap.dedent(SUITE))
-    gpu = {"suite": "tiny", "created": "2026-11-01T00:00:00+00:00",
-           "env": {"gpu": {"name": "NVIDIA A100-SXM4-40GB", "count": 4}, "host": "polaris"},
-           "results": {"work": {"median_s": 0.01}}}
-    (bench / "results" / "tiny-gpu.json").write_text(json.dumps(gpu))
+    from autophase.results import Env, Gpu, Metric, Result, write_result
+
+    gpu = Result("tiny", "benchmark", "2026-11-01T00:00:00+00:00", "gpu",
+                 Env(host="polaris", platform="linux", python="3", cpu_model="x", cpu_cores=32,
+                     gpu=Gpu("NVIDIA A100-SXM4-40GB", 4)), metrics=[Metric("work", 0.01, "s", "lower")])
+    write_result(gpu, bench / "results" / "tiny-gpu.json")
     root = tmp_path / "nightly"
     # NIGHTLY_EVAL_N=0: the shipped model's held-out evaluation is covered by
     # tests/test_evaluate.py; here it would only add a minute of phasing
@@ -63,7 +66,7 @@ def test_two_nights_publish_and_compare(tmp_path):
     assert os.readlink(root / "latest") == "2026-11-25"
     bundle = json.loads((day2 / "report.json").read_text())
     assert bundle["previous"].startswith("the run of")
-    assert [(r["suite"], r["metric"]) for r in bundle["regressions"]] == [("tiny", "work/median_s")]
+    assert [(r["suite"], r["metric"]) for r in bundle["regressions"]] == [("tiny", "work")]
     assert bundle["regressions"][0]["rel"] == pytest.approx(0.5)
     assert {(r["suite"], r["device"]) for r in bundle["records"]} == {("tiny", "cpu"), ("tiny", "gpu")}
     html = (root / "latest" / "index.html").read_text()
