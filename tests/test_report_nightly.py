@@ -1,6 +1,7 @@
 """jobs/nightly/nightly.sh on two consecutive days: dated folders, `latest`, comparison.
 
-The suite is a small real script in a temporary benchmarks folder (NIGHTLY_BENCH_DIR);
+The suite is a small real script in a temporary benchmarks folder (NIGHTLY_BENCH_DIR)
+that writes a typed result record (autophase.results);
 its timing is set per day through the environment so that day two regresses by 50 %.
 A committed GPU record in that folder's results/ must join the report.
 """
@@ -13,6 +14,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+
+from autophase.results import Env, Gpu, Metric, Result, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 NIGHTLY = REPO / "jobs" / "nightly" / "nightly.sh"
