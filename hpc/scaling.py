@@ -13,8 +13,10 @@ what a user waits for).
   E_w(N) = thru(N) / ((N/b)·thru(b)),
 
 where b is the smallest count measured (1 rank here; one node of 4 GPUs on a site, with one
-GPU reported apart). Each mode is written as a benchmark record
-(:func:`autophase.bench.record.write_record`, suite ``scaling-<stage>-<mode>``) to
+GPU reported apart). Each mode is written as a typed result record
+(:func:`autophase.bench.record.write_record`, suite ``scaling-<stage>-<mode>``, kind
+``scaling``: series of T, throughput, S, E and E_w over ranks — over nodes when every point fills
+whole nodes of several ranks — and the headline efficiency at the largest count) to
 ``<run>/scaling/scaling-<stage>-<mode>.json``; the report plots S and E against the ideal line.
 """
 from __future__ import annotations

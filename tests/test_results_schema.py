@@ -198,3 +198,34 @@ def test_a_real_writer_end_to_end(tmp_path, validator):
     coarse = res.metric("align.complex_error", size=64, method="whole_voxel_before")
     assert fine.value < 1e-3 < coarse.value  # sub-voxel alignment recovers the fractional shift
     assert len(res.metric("align.cpu_ms", size=32, method="upsample_1").samples) == 3
+
+
+def test_every_converter_takes_a_partial_or_odd_dict():
+    """A run that skipped sections (--quick, --no-cohere, a failed launch) or a malformed
+    field gives fewer figures, never a crash or a record that does not validate."""
+    from autophase.results.suites import CONVERTERS, build
+
+    odd = {"single": 3, "models": {"default": {"batches": {"x": {}, "2": {"latency_s": "n/a"}}}},
+           "configs": {"ddp-2": {"skipped": "no GPU", "ranks": 2}}, "sources": {"s": {"summary": []}},
+           "points": [{"ranks": 1, "time_s": float("nan")}], "summary": {"nn": {"chi2": {"median": None}}},
+           "crystals": [{"index": 0, "nn": {"chi2": float("inf")}}], "sizes": {"64": {"a": {}}}}
+    for suite in [*CONVERTERS, "scaling-train-weak", "unknown-suite"]:
+        for raw in ({}, odd):
+            res = build(suite, raw, command="pytest")
+            back = from_dict(Result, json.loads(json.dumps(res.to_dict())))
+            assert back.suite == suite
+    t = build("training", odd)
+    assert t.metric("samples_per_s", engine="ddp", ranks=2).value is None
+    assert t.metric("samples_per_s", engine="ddp", ranks=2).note == "no GPU"
+
+
+def test_scaling_over_whole_nodes_is_drawn_over_nodes():
+    from autophase.results.suites import build
+
+    pts = [{"ranks": n, "nodes": n // 4, "time_s": t, "speedup": 100.0 / t, "efficiency": 100.0 / t / (n // 4)}
+           for n, t in ((4, 100.0), (8, 55.0), (16, 30.0))]
+    res = build("scaling-train-strong", {"mode": "strong", "stage": "train", "ranks_per_node": 4, "points": pts})
+    sp = next(s for s in res.series if s.name == "scaling.speedup")
+    assert sp.kind == "strong-scaling" and sp.x == "nodes" and [p.x for p in sp.points] == [1, 2, 4]
+    eff = res.metric("scaling.efficiency")
+    assert eff.params["nodes"] == 4 and eff.value == pytest.approx(100 / 30 / 4)

@@ -565,10 +565,15 @@ def _scaling(r: dict[str, Any], p: Parts) -> None:
     pts = [_d(x) for x in _l(r.get("points"))]
     params = _params(process=r.get("stage"))
     g = f"scaling-{r.get('stage')}"
+    rpn = r.get("ranks_per_node")
+    # over nodes when every point fills whole nodes of several ranks (a site's 4-GPU nodes)
+    whole = isinstance(rpn, int) and rpn > 1 and all(isinstance(q.get("ranks"), int) and q["ranks"] % rpn == 0
+                                                     for q in pts)
+    x = "nodes" if whole else "ranks"
     for y, unit, better in (("time_s", "s", "lower"), ("throughput", f"{r.get('work_unit', 'work')}/s", "higher"),
                             ("speedup", "x", "higher"), ("efficiency", "1", "higher"),
                             ("weak_efficiency", "1", "higher")):
-        p.series_of(f"scaling.{y}", kind, "ranks", "1", y, unit, [(q.get("ranks"), q.get(y), None) for q in pts],
+        p.series_of(f"scaling.{y}", kind, x, "1", y, unit, [(q.get(x), q.get(y), None) for q in pts],
                     better, group=g, params=params)
     if pts:
         last = max(pts, key=lambda q: _num(q.get("ranks")) or 0)
