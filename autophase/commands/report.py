@@ -1,25 +1,27 @@
-"""``autophase report``: render benchmark records as an HTML page and a Markdown twin.
+"""``autophase report``: render result records as an HTML page and a Markdown twin.
 
     autophase report benchmarks/results -o reports/2026-11-25
     autophase report today/*.json eval.json -o out --previous reports/2026-11-24
 
-RESULTS are benchmark JSON records (``autophase bench`` / ``benchmarks/bench_*.py``),
-folders of them, past reports' ``report.json`` bundles, or an ``autophase evaluate``
-results file. Without ``--previous`` the newest earlier dated sibling folder of ``-o``
-(``YYYY-MM-DD``) is the comparison. Exit 0, or 3 with ``--fail-on-regression`` when a
-figure got worse by more than the threshold.
+RESULTS are result records (:mod:`autophase.results`: ``autophase bench``,
+``benchmarks/bench_*.py``, ``autophase evaluate``, scaling studies), folders of them, or
+past reports' ``report.json`` bundles. A file that is not a valid record is named in a
+warning (stderr and the page's Records section) and left out. Without ``--previous`` the
+newest earlier dated sibling folder of ``-o`` (``YYYY-MM-DD``) is the comparison. Exit 0;
+2 when no record loads; 3 with ``--fail-on-regression`` when a figure got worse by more
+than the threshold.
 """
 from __future__ import annotations
 
 import argparse
 
 NAME = "report"
-HELP = "render benchmark JSON records as a self-contained HTML report (+ Markdown), vs the previous run"
+HELP = "render result records as a self-contained HTML report (+ Markdown), vs the previous run"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", metavar="RESULTS",
-                   help="benchmark JSON files or folders of them (also evaluate output, report.json)")
+                   help="result records (JSON) or folders of them, or a past report's report.json")
     p.add_argument("-o", "--out", required=True, metavar="DIR",
                    help="output folder: index.html, report.md, report.json, figures/")
     p.add_argument("--previous", action="append", metavar="DIR_OR_JSON",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -56,8 +57,10 @@ def speedup_bars(labels: Sequence[str], ratios: Sequence[float], title: str,
     Bars right of 1 (ours faster) are blue, left (ours slower) grey; each is labelled
     "×r" so the reader need not read the axis.
     """
+    labels = [textwrap.fill(str(t), 42) for t in labels]  # long labels would squash the axes
     n = len(labels)
-    fig, (ax,) = _new(7.2, 0.9 + 0.42 * n)
+    lines = sum(t.count("\n") + 1 for t in labels)
+    fig, (ax,) = _new(8.4, 1.0 + 0.22 * lines + 0.2 * n)
     y = np.arange(n)[::-1]
     r = np.asarray(ratios, float)
     colors = [COLORS["ours"] if v >= 1 else COLORS["peer"] for v in r]
@@ -68,7 +71,7 @@ def speedup_bars(labels: Sequence[str], ratios: Sequence[float], title: str,
     ax.axvline(1.0, color="k", lw=1)
     for yi, v in zip(y, r):
         ax.text(v * 1.05, yi, f"×{v:.2g}", va="center", fontsize=9)
-    ax.set_yticks(y, labels, fontsize=9)
+    ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_xlabel(xlabel)
     ax.set_title(title, fontsize=11)
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -145,7 +148,7 @@ def histograms(data: Mapping[str, Sequence[float]], xlabel: str, title: str,
 
 def error_vs_iteration(curves: Sequence[tuple[str, Sequence[float], Sequence[float], str]],
                        title: str, ylabel: str = "χ²", xlabel: str = "iteration") -> bytes:
-    """y against x, one line per curve (the paper's Fig. 4): dashed when the curve's
+    """y against x, one colour per curve (the paper's Fig. 4): dashed when the curve's
     method is "phasing" (phasing alone), solid otherwise (refinement from the network).
 
     ``curves`` holds (label, x, y, method); a positive y is drawn on a log axis.
@@ -155,7 +158,7 @@ def error_vs_iteration(curves: Sequence[tuple[str, Sequence[float], Sequence[flo
         e = np.asarray(y, float)
         ok = e > 0
         ax.plot(np.asarray(x, float)[ok], e[ok], ls="--" if method == "phasing" else "-",
-                color=COLORS.get(method, _CYCLE[i % len(_CYCLE)]), lw=1.4, label=label)
+                color=_CYCLE[i % len(_CYCLE)], lw=1.4, label=label)
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

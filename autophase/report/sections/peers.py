@@ -84,7 +84,7 @@ def peer_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
                               "" if adv is None else "ours better" if adv >= 1 else "ours worse"),
                          kind, change_cell(ctx.change(rec, ours))])
             if adv is not None:
-                bars[kind][0].append(f"{dev} {what}: {mine} vs {theirs}")
+                bars[kind][0].append(f"{what}: {mine} vs {theirs}" + (f" ({dev})" if len(recs) > 1 else ""))
                 bars[kind][1].append(adv)
                 if kind == "speed":
                     ctx.find("peer", suite, f"{what}: {mine} vs {theirs} ({dev})", adv,
