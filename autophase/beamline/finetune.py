@@ -27,8 +27,9 @@ that with this project's parts:
 Outputs in ``out/``: ``holdout.cxi`` and ``train-source.cxi`` (when split),
 ``augmented/aug-*.cxi``, ``train/`` (checkpoints, metrics.csv), ``before_nn.cxi``,
 ``before_refine.cxi``, ``after_nn.cxi``, ``after_refine.cxi`` (each with .vti, strain and
-PNGs beside it), ``before_after.png`` and, last, ``results.json`` — a run that dies
-before the end leaves no results file.
+PNGs beside it), ``before_after.png`` and, last, ``results.json`` — a typed result record
+(suite ``finetune``: χ² of the held-back pattern before and after, per method; its own dict
+under ``details``; ``docs/results.md``). A run that dies before the end leaves no results file.
 """
 from __future__ import annotations
 

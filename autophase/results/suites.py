@@ -649,12 +649,14 @@ def build(suite: str, raw: dict[str, Any], *, command: str = "", env: Env | None
     from .io import new_result
 
     parts = convert(suite, raw)
+    # the suites' own free-text remarks ("2-core machine shared: timings noisy") become notes
+    said = [raw[k] for k in ("note", "machine_note") if isinstance(raw.get(k), str) and raw[k]]
     extra = {"device": device} if device else {}
     res = new_result(suite, kind or kind_of(suite), command=command, env=env, **extra)
     if created:
         res = replace(res, created=created)
     return replace(res, metrics=parts.metrics, series=parts.series, distributions=parts.distributions,
-                   notes=[*(notes or []), *parts.notes], details=plain(raw))
+                   notes=[*(notes or []), *said, *parts.notes], details=plain(raw))
 
 
 def _scalar(o: Any) -> Any:
