@@ -45,8 +45,6 @@ def test_two_nights_publish_and_compare(tmp_path):
     bench = tmp_path / "benchmarks"
     (bench / "results").mkdir(parents=True)
     (bench / "bench_tiny.py").write_text(textwrap.dedent(SUITE))
-    from autophase.results import Env, Gpu, Metric, Result, write_result
-
     gpu = Result("tiny", "benchmark", "2026-11-01T00:00:00+00:00", "gpu",
                  Env(host="polaris", platform="linux", python="3", cpu_model="x", cpu_cores=32,
                      gpu=Gpu("NVIDIA A100-SXM4-40GB", 4)), metrics=[Metric("work", 0.01, "s", "lower")])

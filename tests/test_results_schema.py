@@ -71,7 +71,8 @@ def test_migrated_figures_equal_the_old_ones():
     assert ph.metric("phasing.speedup_vs_cohere", engine="numpy").value == raw["single"]["speedup_vs_cohere"]
     assert ph.metric("phasing.time_s", impl="autophase").samples == raw["single"]["ours_cpu"]["times_s"]
     inf, raw = _rec("inference-cpu.json")
-    assert inf.metric("latency_s", model="default", batch=1).value == raw["models"]["default"]["batches"]["1"]["latency_s"]
+    b1 = raw["models"]["default"]["batches"]["1"]
+    assert inf.metric("latency_s", model="default", batch=1).value == b1["latency_s"]
     batch = next(s for s in inf.series if s.kind == "batch" and s.params == {"model": "default"})
     assert [p.x for p in batch.points] == [1, 8, 64]
     ev, raw = _rec("heldout14-subvoxel.json")

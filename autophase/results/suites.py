@@ -434,7 +434,8 @@ def _sources(r: dict[str, Any], p: Parts) -> None:
                         p.distribution(f"sources.{name}", unit, vals, names, "lower", group=g, params=params)
     ch = _d(r.get("chosen"))
     if "sw_threshold" in ch:
-        p.metric("sources.chosen_sw_threshold", ch["sw_threshold"], "1", group="sources-tune", note=str(ch.get("rule", "")))
+        p.metric("sources.chosen_sw_threshold", ch["sw_threshold"], "1", group="sources-tune",
+                 note=str(ch.get("rule", "")))
     sp = _d(r.get("speed"))
     for process in ("cold", "warm"):
         s = _d(sp.get(process))
