@@ -354,6 +354,7 @@ def test_invalid_files_are_named_and_the_rest_renders(nightly_root, tmp_path, ca
     bad["suite"] = "typo"
     bad["metrics"][0]["unit"] = 3
     (d / "typo-cpu.json").write_text(json.dumps(bad))
+    write_result(Result("empty", "benchmark", "2026-11-25T00:00:00+00:00", "cpu", ENV), d / "empty-cpu.json")
     assert main(["report", str(d), "-o", str(tmp_path / "o")]) == 0
     err = capsys.readouterr().err
     assert re.search(r"warning: .*old-cpu\.json: old-cpu\.json: unknown field\(s\) results", err)
@@ -362,7 +363,8 @@ def test_invalid_files_are_named_and_the_rest_renders(nightly_root, tmp_path, ca
     page = parse((tmp_path / "o" / "index.html").read_text())
     assert row_with(page.tables, str(d / "corrupt.json"))[0][1] == "regress"
     assert any("metrics[0].unit" in c[0] for c in row_with(page.tables, str(d / "typo-cpu.json")))
-    assert row_with(page.tables, "simulate", "benchmark", "CPU")  # the valid record renders
+    assert row_with(page.tables, "simulate", "benchmark", "CPU")  # the valid records render
+    assert "The empty record holds no metrics, series or distributions." in " ".join(page.text)
     # No record loads at all: one line, exit != 0, nothing written.
     assert main(["report", str(d / "old-cpu.json"), str(d / "corrupt.json"), "-o", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
