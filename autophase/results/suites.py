@@ -231,7 +231,8 @@ def _simulate(r: dict[str, Any], p: Parts) -> None:
         tgt = _num(nd.get("target_crystals_per_s_per_core"))
         p.metric("crystals_per_s_per_core", nd.get("crystals_per_s_per_core"), "crystals/s", "higher", group=g,
                  label=f"no relaxation, {nd.get('size_cells')} cells",
-                 target=Target(">=", tgt, "simulator target") if tgt is not None else None)
+                 target=Target(">=", tgt, f"bench_simulate target: ≥ {tgt:g} crystals/s per core")
+                 if tgt is not None else None)
         p.metric("seconds_per_crystal", nd.get("seconds_per_crystal_median"), "s", "lower", group=g,
                  samples=nd.get("seconds_per_crystal"))
         for stage, v in _d(nd.get("stages_median_s")).items():
@@ -304,15 +305,16 @@ def _live_page(r: dict[str, Any], p: Parts) -> None:
 # ---------------------------------------------------------------------------- learn / adapt / finetune
 def _learn(r: dict[str, Any], p: Parts) -> None:
     """benchmarks/bench_learn.py: does the continual learner promote a better model?"""
+    source = r.get("source") if isinstance(r.get("source"), str) else None
     for split, key in (("held-back", "held_back"), ("unseen", "unseen_test")):
         s = _d(r.get(key))
         if not s:
             continue
         for who in ("current", "candidate"):
+            params = _params(split=split, source=source, method=who)
             p.metric("learn.score", s.get(f"score_{who}"), "1", "lower", group="learn",
-                     label=f"median χ², {who} model", params={"source": split, "method": who})
-            p.distribution("chi2", "1", _l(s.get(f"chi2_{who}")), [], "lower", group="learn",
-                           params={"source": split, "method": who})
+                     label=f"median χ², {who} model", params=params)
+            p.distribution("chi2", "1", _l(s.get(f"chi2_{who}")), [], "lower", group="learn", params=params)
         if "decision" in s:
             p.notes.append(f"{split}: {s['decision']} (wins {s.get('wins')})")
     if "decision_right" in r:
