@@ -11,11 +11,17 @@ from typing import Mapping
 from ..compare import Change
 from ..document import Cell
 
-__all__ = ["fmt_num", "fmt_time", "fmt_value", "fmt_rel", "fmt_params", "change_cell"]
+__all__ = ["geomean", "fmt_num", "fmt_time", "fmt_value", "fmt_rel", "fmt_params", "change_cell"]
 
 
 def _finite(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def geomean(values) -> float:
+    """Geometric mean of positive ``values`` (exactly the value when there is one)."""
+    vs = list(values)
+    return vs[0] if len(vs) == 1 else math.exp(sum(map(math.log, vs)) / len(vs))
 
 
 def fmt_num(v: float | None, digits: int = 3) -> str:

@@ -23,7 +23,7 @@ from ..compare import OURS
 from ..context import Context
 from ..document import Cell, Details, Figure, Para, Table
 from ..records import Record
-from .fmt import change_cell, fmt_params, fmt_value
+from .fmt import change_cell, fmt_params, fmt_value, geomean
 
 __all__ = ["peer_blocks", "advantage", "WORKLOAD", "pairs"]
 
@@ -94,7 +94,7 @@ def peer_blocks(suite: str, recs: list[Record], ctx: Context) -> list:
     blocks: list = []
     speed = bars["speed"][1]
     if speed:
-        gm = math.exp(sum(map(math.log, speed)) / len(speed))
+        gm = geomean(speed)
         blocks.append(Para(f"Geometric mean speed-up of ours over the peers: ×{gm:.3g} "
                            f"({len(speed)} comparison{'s' * (len(speed) != 1)}).", "ok" if gm >= 1 else "warn"))
     table = Table(["Device", "Figure (workload)", "Ours", "Peer", "Ours'", "Peer's", "Ours better by", "Kind",

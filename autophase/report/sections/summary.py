@@ -9,10 +9,9 @@
 """
 from __future__ import annotations
 
-import math
-
 from ..context import Context
 from ..document import Card, Cards
+from .fmt import geomean
 from .series import NO_GPU
 
 __all__ = ["summary_cards"]
@@ -45,7 +44,7 @@ def summary_cards(ctx: Context, prev_label: str | None) -> Cards:
                               f"vs {prev_label}; {len(chs)} figures compared"))
     peers = [f for f in ctx.findings if f.kind == "peer" and f.value > 0]
     if peers:
-        gm = math.exp(sum(math.log(f.value) for f in peers) / len(peers))
+        gm = geomean([f.value for f in peers])
         lines = [f"{f.suite} {f.label}: ×{f.value:.3g}" for f in sorted(peers, key=lambda f: -f.value)]
         cards.append(Card("Against the peers", f"×{gm:.3g} faster" if gm >= 1 else f"×{1 / gm:.3g} slower",
                           f"geometric mean of {len(peers)} comparison{'s' * (len(peers) != 1)}\n" + _top(lines),
