@@ -152,7 +152,9 @@ def test_cli_validate_names_each_bad_file_in_one_line(tmp_path, capsys):
     d["metrics"] = [{"name": "x", "value": 1.0}]  # no unit
     wrong.write_text(json.dumps(d))
     assert main(["results", "validate", str(good)]) == 0
-    capsys.readouterr()
+    assert main(["results", "validate", str(REPO / "benchmarks" / "results")]) == 0  # a folder: all its records
+    n = len(list((REPO / "benchmarks" / "results").glob("*.json")))
+    assert f"{n} valid, 0 invalid" in capsys.readouterr().err
     assert main(["results", "validate", str(good), str(corrupt), str(old), str(wrong)]) == 1
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 3

@@ -1,6 +1,6 @@
 """``autophase results``: check result records against the schema, or migrate old ones.
 
-    autophase results validate benchmarks/results/*.json
+    autophase results validate benchmarks/results      # a folder: every *.json in it
     autophase results migrate benchmarks/results/*.json
 
 ``validate`` prints one line per bad file (the file and the field), exit 1 when any is bad.
@@ -20,9 +20,9 @@ HELP = "validate result records against the schema, or migrate old-format ones i
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     v = sub.add_parser("validate", help="check records: one line per bad file, exit 1 if any")
-    v.add_argument("files", nargs="+", metavar="FILE")
+    v.add_argument("files", nargs="+", metavar="FILE", help="record files, or folders of *.json records")
     m = sub.add_parser("migrate", help="rewrite old-format records in place (current ones are left alone)")
-    m.add_argument("files", nargs="+", metavar="FILE")
+    m.add_argument("files", nargs="+", metavar="FILE", help="record files, or folders of *.json records")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from ..results.io import read_result, write_result
     from ..results.migrate import layout, migrate_file
 
+    files: list[str] = []
+    for f in args.files:
+        files += sorted(map(str, Path(f).glob("*.json"))) if Path(f).is_dir() else [f]
+    args.files = files
     if args.action == "validate":
         bad = 0
         for f in args.files:
