@@ -52,7 +52,7 @@ from .errors import InputError
 
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_AVERAGE_ABOVE", "SUPPORT_THRESHOLD", "Refinement",
            "Prediction", "Predictor", "default_model_path",
-           "resolve_model", "finish_prediction", "refine_prediction", "write_prediction",
+           "resolve_model", "BACKENDS", "finish_prediction", "refine_prediction", "write_prediction",
            "add_refinement_arguments", "refinement_from_args"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
@@ -218,6 +218,29 @@ def finish_prediction(amp: np.ndarray, phase: np.ndarray, mag: np.ndarray, measu
     return obj, support, float(c2), float(lf)
 
 
+BACKENDS = ("torch", "onnx", "auto")
+
+
+class _CpuDevice:
+    """The device of the "onnx" backend, shaped like the ``torch.device`` it stands for."""
+
+    type = "cpu"
+    index = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    __repr__ = __str__
+
+
+_CPU = _CpuDevice()
+
+
+def _cuda_driver_present() -> bool:
+    """Whether an NVIDIA driver is loaded (so torch might see a GPU), without importing torch."""
+    return os.path.exists("/proc/driver/nvidia/version")
+
+
 class Predictor:
     """A loaded network, ready to invert batches of patterns.
 
@@ -231,14 +254,19 @@ class Predictor:
         one-off compile (≈10 s for the shipped model on 2 CPU cores), after which a batch of
         8 runs ≈1.6× faster; worth it from a few dozen patterns on. Every batch is padded to
         ``batch_size`` so that one compiled shape serves all.
+    backend : "torch" (default), "onnx" — the same weights exported to ONNX and run by ONNX
+        Runtime on the CPU, without importing torch (:mod:`autophase.model.portable`; the
+        one-shot command's choice, where importing torch costs more than the network) —
+        or "auto": "onnx" when the network would run on the CPU uncompiled and ONNX
+        Runtime is installed, else "torch". ``backend`` says which one runs; ``net`` is the
+        torch module (None on "onnx" until something needs torch: :meth:`compile`,
+        ``predict(adapt=…)``).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, device: str | None = None, batch_size: int = 8,
                  symmetries: int = DEFAULT_SYMMETRIES, compile: bool = False,
-                 average_above: float = DEFAULT_AVERAGE_ABOVE):
-        import torch
-
-        from .model.checkpoint import load_model
+                 average_above: float = DEFAULT_AVERAGE_ABOVE, backend: str = "torch",
+                 echo=None):
         from .model.symmetry import SYMMETRIES
 
         if not 1 <= int(symmetries) <= len(SYMMETRIES):  # before the model loads
@@ -248,7 +276,42 @@ class Predictor:
         if not average_above >= 0:
             raise InputError(f"--average-above: a χ² ≥ 0 (0: always average), got {average_above}")
         self.average_above = float(average_above)
+        if backend not in BACKENDS:
+            raise InputError(f"--backend: one of {', '.join(BACKENDS)}, got {backend!r}")
         self.path = resolve_model(model)
+        self.batch_size = max(1, int(batch_size))
+        self.compiled = False
+        self.net = None
+        on_cpu = device == "cpu" or (device is None and not _cuda_driver_present())
+        if backend == "onnx" and not (on_cpu and not compile):
+            raise InputError("--backend onnx: ONNX Runtime runs the network on the CPU, uncompiled "
+                             f"(got device {device or 'cuda'}{', --compile' if compile else ''})")
+        from .model import portable
+
+        if backend == "onnx" and not portable.available():
+            raise InputError("--backend onnx: onnxruntime is not installed (pip install onnxruntime)")
+        self.backend = "onnx" if backend == "onnx" or (backend == "auto" and on_cpu and not compile
+                                                        and portable.available()) else "torch"
+        if self.backend == "onnx":
+            self.portable = portable.PortableNetwork(portable.portable_for(self.path, echo))
+            self.device = _CPU
+            self.meta = dict(self.portable.meta, path=str(self.path))
+            self.size = self.portable.size
+        else:
+            self._load_torch(device)
+            if compile:
+                self.compile()
+        train = self.meta.get("train") or {}
+        self.threshold = float(train.get("threshold_end", SUPPORT_THRESHOLD))
+        self.meta["support_threshold"] = self.threshold
+        self.meta["symmetries"] = self.symmetries
+        self.meta["average_above"] = self.average_above
+
+    def _load_torch(self, device: str | None = None) -> None:
+        """The torch network on ``device`` (default: CUDA when available); backend "torch"."""
+        import torch
+
+        from .model.checkpoint import load_model
         from .phasing.checks import ParamError, check_device
 
         try:  # one line, before anything loads: not a CUDA traceback
@@ -259,27 +322,31 @@ class Predictor:
         self.net, self.meta = load_model(self.path, self.device)
         # channels-last 3D: oneDNN's fast layout, ~1.6× at batch 8 on a 2-core CPU (bench_inference)
         self.net = self.net.to(memory_format=torch.channels_last_3d)
-        self.batch_size = max(1, int(batch_size))
-        self.compiled = False
-        if compile:
-            self.compile()
         self.size = self.net.config.size
-        train = self.meta.get("train") or {}
-        self.threshold = float(train.get("threshold_end", SUPPORT_THRESHOLD))
-        self.meta["support_threshold"] = self.threshold
-        self.meta["symmetries"] = self.symmetries
-        self.meta["average_above"] = self.average_above
+        self.backend = "torch"
+
+    def _need_torch(self) -> None:
+        """Switch an "onnx" predictor to the torch network on the CPU (for compile/adapt)."""
+        if self.backend != "torch":
+            meta = self.meta
+            self._load_torch("cpu")
+            self.meta = {**meta, **self.meta}
 
     def compile(self) -> None:
         """From now on run the network through ``torch.compile`` (see the class docstring)."""
         import torch
 
+        self._need_torch()
         if not self.compiled:
             self.net = torch.compile(self.net, dynamic=False)
             self.compiled = True
 
     def _forward(self, mags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network on (N, S, S, S) float32 magnitudes, ``batch_size`` at a time → amp, phase."""
+        if self.backend == "onnx":
+            out = [self.portable(np.ascontiguousarray(mags[i:i + self.batch_size])[:, None])
+                   for i in range(0, len(mags), self.batch_size)]
+            return np.concatenate([a for a, _ in out]), np.concatenate([p for _, p in out])
         import torch
 
         amps, phases = [], []
@@ -289,8 +356,12 @@ class Predictor:
                 n = len(chunk)
                 if self.compiled and n < self.batch_size:  # one shape, one compile
                     chunk = np.concatenate([chunk, np.zeros((self.batch_size - n, *chunk.shape[1:]), chunk.dtype)])
-                x = torch.from_numpy(np.ascontiguousarray(chunk))[:, None].to(self.device)
+                # always the same strides: a (1, …) view of a pattern has batch stride 0 and a
+                # stacked batch does not; a compiled network guards on strides, so the two
+                # recompiled (the second graph outside the service's freezing: eager speed)
+                x = torch.empty((len(chunk), 1, *chunk.shape[1:]), dtype=torch.float32, device=self.device)
                 x = x.contiguous(memory_format=torch.channels_last_3d)
+                x[:, 0] = torch.from_numpy(np.ascontiguousarray(chunk, np.float32)).to(self.device)
                 a, p = self.net(x)
                 amps.append(a[:n].float().cpu().numpy())
                 phases.append(p[:n].float().cpu().numpy())
@@ -306,8 +377,6 @@ class Predictor:
         ``identity``: the single-pass (amp, phase) of these patterns, already computed —
         only the K − 1 other copies then run.
         """
-        import torch
-
         from .model.symmetry import SYMMETRIES, apply, average
 
         K = self.symmetries if symmetries is None else int(symmetries)
@@ -339,6 +408,8 @@ class Predictor:
                     rho = average(answers, group)
                     amp[i0 + j], ph[i0 + j] = np.abs(rho), np.angle(rho)
         if self.device.type == "cuda":
+            import torch
+
             torch.cuda.synchronize()
         return amp, ph, time.perf_counter() - t0
 
@@ -364,6 +435,7 @@ class Predictor:
 
             adapt, adapt_lr = check_adapt(adapt, DEFAULT_ADAPT_LR if adapt_lr is None else adapt_lr)
             if adapt:
+                self._need_torch()
                 return self._predict_adapted(mags, measured, sources, refine, refinement, adapt, adapt_lr)
         t0 = time.perf_counter()
         adaptive = self.symmetries > 1 and self.average_above > 0

@@ -52,7 +52,8 @@ def test_wheel_holds_the_package_data_and_no_generic_top_level(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
     assert tops == {"autophase"}, tops
-    for want in ("autophase/models/default.pt", "autophase/hpc/bin/set_affinity_gpu_polaris.sh",
+    for want in ("autophase/models/default.pt", "autophase/models/default.onnx",
+                 "autophase/hpc/bin/set_affinity_gpu_polaris.sh",
                  "autophase/hpc/sites/perlmutter.py", "autophase/benchmarks/bench_phasing.py"):
         assert want in names, want
 
@@ -74,6 +75,8 @@ def test_api_and_commands_from_outside_the_checkout(venv, tmp_path):
         net = autophase.Predictor(symmetries=1)          # the shipped model, from the wheel
         assert Path(net.path).is_relative_to(Path(autophase.__file__).parent), net.path
         nn = net.predict(np.sqrt(counts)[None])[0]
+        ox = autophase.Predictor(symmetries=1, backend='onnx')   # the shipped graph, from the wheel
+        assert ox.backend == 'onnx' and abs(ox.predict(np.sqrt(counts)[None])[0].chi2 - nn.chi2) <= 1e-3 * nn.chi2
         print('ok', res.chi2, nn.chi2)
     """)
     r = _run(venv, tmp_path, str(venv / "bin" / "python"), "-c", code)

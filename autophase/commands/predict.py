@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="patterns per forward pass")
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the network: ≈10 s once, then ≈1.6× faster (for many inputs)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="what runs the network: onnx (ONNX Runtime, the same weights exported once; on the CPU "
+                        "it starts without importing torch), torch, or auto (default: onnx on a CPU without "
+                        "--compile when onnxruntime is installed, else torch)")
     p.add_argument("--input-kind", choices=("intensity", "magnitude"), default="intensity",
                    help="whether the inputs hold counts (intensity) or √counts")
     p.add_argument("--dataset", help="HDF5 dataset path inside the inputs")
@@ -68,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         targets = [check_output_path(out)]  # .npz, or .cxi with .vti/strain/isosurface beside it
     predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
                           symmetries=args.symmetries, compile=args.compile,
-                          average_above=args.average_above)
+                          average_above=args.average_above, backend=args.backend,
+                          echo=lambda m: print(f"predict: {m}", file=sys.stderr, flush=True))
     pats = [load_pattern(i, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)
             for i in args.inputs]
     for pat in pats:

@@ -15,7 +15,6 @@ file's SHA-256: two outputs with the same version came from the same weights.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import torch
 from ..atomic import atomic_path
 from ..errors import InputError
 from .network import AutoPhaseNet, NetworkConfig
+
+from .digest import file_sha256  # re-exported: the checkpoint's identity
 
 __all__ = ["FORMAT", "save_checkpoint", "read_checkpoint", "load_model", "file_sha256"]
 
@@ -39,14 +40,6 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, **state}, tmp)
     return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

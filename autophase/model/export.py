@@ -4,7 +4,8 @@
         [--results results.json] [--dest autophase/models/default.pt]
 
 writes ``default.pt`` (network config, weights, the training command, data description,
-epoch/step, last epoch's validation and trivial-answer losses) and ``default.json`` beside
+epoch/step, last epoch's validation and trivial-answer losses), ``default.onnx`` (the same
+network for ONNX Runtime, :mod:`autophase.model.portable`) and ``default.json`` beside
 it (the same provenance plus, with ``--results``, the held-out figures of
 ``autophase evaluate``), both atomically. ``autophase predict`` then uses it by default.
 Optimiser and scheduler state are dropped: the shipped file is ~1/3 of a checkpoint
@@ -56,6 +57,10 @@ def export_model(ckpt: str | os.PathLike, dest: str | os.PathLike = DEFAULT_DEST
         info["evaluation"] = {k: r[k] for k in ("data", "held_out", "n", "symmetries", "average_above", "compiled",
                                                  "refine_iterations", "refinement", "phasing_iterations",
                                                  "summary") if k in r}
+    from .portable import export_onnx
+
+    # the one-shot predict runs this graph; it records dest's SHA-256, so a stale one is never used
+    export_onnx(dest, dest.with_suffix(".onnx"))
     js = write_json(dest.with_suffix(".json"), info, indent=2, default=str)
     return dest, js
 
