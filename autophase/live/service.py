@@ -322,7 +322,8 @@ class WatchService:
         c = self.cfg
         p = Predictor(path, device=c.device, batch_size=c.batch_size,
                       symmetries=DEFAULT_SYMMETRIES if c.symmetries is None else c.symmetries,
-                      compile=c.compile,
+                      compile=False,  # _compile below does it (frozen, batch 1): compiling here too
+                      # wrapped the network twice, and the copies ran through a non-frozen graph
                       average_above=DEFAULT_AVERAGE_ABOVE if c.average_above is None else c.average_above)
         if c.compile:
             self._compile(p)
