@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
@@ -120,11 +121,21 @@ def write_record(suite: str, results: dict[str, Any], path: str | os.PathLike | 
     record; return the path (default ``<results dir>/<suite>-<cpu|gpu>.json``).
 
     ``command`` defaults to the dict's own ``"command"`` when it has one, else this
-    process's command line."""
+    process's command line. A file named for a variant of the suite
+    (``sources-extra-cpu.json`` for suite ``sources``) names the record's suite so
+    (``sources-extra``): each experiment is its own series in the report, not a newer
+    run of the plain suite that hides the others."""
+    import dataclasses
+
     from ..results.io import write_result
     from ..results.suites import build
 
     if command is None:
         c = results.get("command")
         command = c if isinstance(c, str) and c else " ".join([os.path.basename(sys.executable), *sys.argv])
-    return write_result(build(suite, results, command=command), path)
+    rec = build(suite, results, command=command)
+    if path is not None:
+        stem = re.sub(r"-(cpu|gpu)$", "", Path(path).stem)
+        if stem.startswith(suite + "-"):
+            rec = dataclasses.replace(rec, suite=stem)
+    return write_result(rec, path)
