@@ -5,7 +5,7 @@ A :class:`Result` is what a suite measured, typed: headline :class:`Metric` valu
 :class:`Target`), :class:`Series` (y over an x axis: ranks, nodes, batch size,
 iteration) and :class:`Distribution` (one value per crystal). The report reads these
 fields by name and nothing else; the suite's own raw dict may ride along in
-``details`` for people, and no code reads it.
+``details`` for people (a suite's own summaries may print from it; the report never does).
 
 Identity of a figure across runs is ``(suite, device, metric.name, metric.params)``:
 ``params`` are what distinguish points of the same quantity. The keys with a meaning
