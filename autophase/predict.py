@@ -226,6 +226,21 @@ def finish_prediction(amp: np.ndarray, phase: np.ndarray, mag: np.ndarray, measu
 
 
 BACKENDS = ("torch", "onnx", "auto")
+PRECISIONS = ("fp32", "bf16")
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), from /proc/cpuinfo:
+    elsewhere bfloat16 is emulated and slower than float32."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 class _CpuDevice:
@@ -302,6 +317,7 @@ class Predictor:
         if self.backend == "onnx":
             self.portable = portable.PortableNetwork(portable.portable_for(self.path, echo))
             self.device = _CPU
+            self.precision = "fp32"
             self.meta = dict(self.portable.meta, path=str(self.path))
             self.size = self.portable.size
         else:
@@ -331,6 +347,22 @@ class Predictor:
         self.net = self.net.to(memory_format=torch.channels_last_3d)
         self.size = self.net.config.size
         self.backend = "torch"
+        self.precision = "fp32"
+
+    def set_precision(self, precision: str) -> None:
+        """Run the torch network in ``precision``: "fp32", or "bf16" — weights and
+        activations bfloat16 (inputs cast on the way in), the decoders' last outputs and
+        everything after them float32. Call before :meth:`compile`."""
+        import torch
+
+        if precision not in PRECISIONS:
+            raise InputError(f"--precision: one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self._need_torch()
+        if self.compiled:
+            raise RuntimeError("set_precision() must come before compile()")
+        self.net = self.net.to(torch.bfloat16 if precision == "bf16" else torch.float32)
+        self.precision = precision
+        self.meta["precision"] = precision
 
     def _need_torch(self) -> None:
         """Switch an "onnx" predictor to the torch network on the CPU (for compile/adapt)."""
@@ -366,7 +398,8 @@ class Predictor:
                 # always the same strides: a (1, …) view of a pattern has batch stride 0 and a
                 # stacked batch does not; a compiled network guards on strides, so the two
                 # recompiled (the second graph outside the service's freezing: eager speed)
-                x = torch.empty((len(chunk), 1, *chunk.shape[1:]), dtype=torch.float32, device=self.device)
+                dt = torch.bfloat16 if self.precision == "bf16" else torch.float32
+                x = torch.empty((len(chunk), 1, *chunk.shape[1:]), dtype=dt, device=self.device)
                 x = x.contiguous(memory_format=torch.channels_last_3d)
                 x[:, 0] = torch.from_numpy(np.ascontiguousarray(chunk, np.float32)).to(self.device)
                 a, p = self.net(x)

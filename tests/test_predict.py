@@ -146,3 +146,25 @@ def test_prediction_cuts_the_support_where_training_did(tmp_path, model_path, pa
     r_hi, r_lo = p_hi.predict(mag)[0], p_lo.predict(mag)[0]
     a = np.abs(r_lo.object)
     assert r_hi.support.sum() == (a > 0.5 * a.max()).sum() < r_lo.support.sum()
+
+
+def test_bf16_precision_runs_the_network_in_bfloat16_and_answers_alike():
+    """The shipped model in bfloat16 (the watch service's --precision bf16): bf16 weights,
+    float32 answers in the data's units, χ² near the float32 one; nonsense is refused."""
+    import torch
+
+    counts, _ = noisy_pattern(faceted_crystal(32, seed=4), photons=1e6, seed=4)
+    mag = np.sqrt(counts).astype(np.float32)[None]
+    p32 = Predictor(device="cpu", symmetries=1)
+    p16 = Predictor(device="cpu", symmetries=1)
+    p16.set_precision("bf16")
+    assert next(p16.net.parameters()).dtype == torch.bfloat16 and p16.meta["precision"] == "bf16"
+    r32, r16 = p32.predict(mag)[0], p16.predict(mag)[0]
+    assert r16.object.dtype == np.complex64 and np.isfinite(r16.chi2)
+    assert r16.chi2 == pytest.approx(r32.chi2, rel=0.15)
+    assert r16.chi2 != r32.chi2  # it did run in another precision
+    with pytest.raises(InputError, match="--precision"):
+        p32.set_precision("fp16")
+    p32.compile()
+    with pytest.raises(RuntimeError):
+        p32.set_precision("bf16")

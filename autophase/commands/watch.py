@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="compile the network before 'ready' (inductor with freezing, batch 1: ≈1 min once "
                         "on 2 cores, then each pass ≈3× faster than eager; default on)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+                   help="the network's arithmetic: fp32, bf16 (bfloat16 weights and activations, answers in "
+                        "float32), or auto (bf16 on a CPU with native bfloat16 when compiled, else fp32); "
+                        "default fp32")
     p.add_argument("--poll-ms", type=float, default=10.0, help="how often INBOX is listed (default 10 ms)")
     p.add_argument("--scan-marker", default="SCAN_COMPLETE",
                    help="file whose presence marks a raw scan directory complete (default SCAN_COMPLETE)")
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
                       symmetries=args.symmetries, average_above=args.average_above, input_kind=args.input_kind,
                       dataset=args.dataset, mask_invalid=args.mask_invalid, device=args.device,
                       batch_size=args.batch_size, fmt=args.format, plot=not args.no_plot, compile=args.compile,
+                      precision=args.precision,
                       poll_s=args.poll_ms / 1000.0, marker=args.scan_marker, learn=args.learn, http=args.http,
                       host=args.host, extra={"learn": {"config": learn_cfg}})
     service = WatchService(cfg)

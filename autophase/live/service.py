@@ -286,6 +286,7 @@ class WatchConfig:
     fmt: str = "cxi"
     plot: bool = True
     compile: bool = False
+    precision: str = "fp32"
     poll_s: float = 0.01
     marker: str = SCAN_MARKER
     learn: bool = False
@@ -325,6 +326,14 @@ class WatchService:
                       compile=False,  # _compile below does it (frozen, batch 1): compiling here too
                       # wrapped the network twice, and the copies ran through a non-frozen graph
                       average_above=DEFAULT_AVERAGE_ABOVE if c.average_above is None else c.average_above)
+        from ..predict import native_bf16_cpu
+
+        prec = c.precision
+        if prec == "auto":  # bfloat16 where it is native and compiled (benchmarks/bench_precision.py)
+            prec = "bf16" if p.backend == "torch" and p.device.type == "cpu" and c.compile and native_bf16_cpu() \
+                else "fp32"
+        if prec != "fp32":
+            p.set_precision(prec)
         if c.compile:
             self._compile(p)
         self.predictor = p
@@ -454,7 +463,8 @@ class WatchService:
                   file=sys.stderr, flush=True)
         dev = self.predictor.device
         self.echo(f"ready: watching {c.inbox} -> {c.out} (model {self.model_version}, refine {c.refine}, "
-                  f"format {c.fmt}, device {dev}, {len(self.queue)} queued; warm-up {warm:.2f} s, "
+                  f"format {c.fmt}, device {dev}, precision {self.predictor.precision}, {len(self.queue)} queued; "
+                  f"warm-up {warm:.2f} s, "
                   f"start {time.perf_counter() - t0:.2f} s)")
 
     def _start_page(self) -> None:
@@ -687,7 +697,7 @@ class WatchService:
                 "chi2": _finite(pred.chi2), "llk_free": _finite(pred.llk_free), "latency_s": latency,
                 "arrival": a.arrival, "stages": {k2: round(v, 6) for k2, v in stages.items()},
                 "refine": self.cfg.refine, "symmetries": pred.symmetries, "batch": len(ready),
-                "device": str(p.device)})
+                "device": str(p.device), "precision": p.precision})
             self.echo(f"{a.path.name} -> {target.name}: chi2 {pred.chi2:.5g}  LLK_free {pred.llk_free:.4g}  "
                       f"latency {latency:.3f} s  (model {self.model_version})")
             if self.learner is not None:

@@ -607,11 +607,30 @@ def _scan54(r: dict[str, Any], p: Parts) -> None:
                          params={"source": "scan54", "process": stage, "method": METHOD.get(key, key)})
 
 
+def _precision(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_precision.py: the watch network in bfloat16 against float32, paired."""
+    for prec, t in _d(r.get("pass_seconds")).items():
+        p.timing("precision.pass_s", t, group="precision-speed", label=f"one compiled batch-1 pass, {prec}",
+                 params={"dtype": prec})
+    for src, body in _d(r.get("sources")).items():
+        for key, s in _d(_d(body).get("summary")).items():
+            stage, _, metric = key.partition(".")
+            params = {"source": src, "method": "nn" if stage == "nn" else "nn+er"}
+            s = _d(s)
+            p.metric(f"precision.{metric}.ratio", s.get("paired_ratio_median"), "x", "closest-to-1",
+                     group="precision", label=f"{metric}: median paired ratio bf16 / fp32", params=params)
+            for prec in ("fp32", "bf16"):
+                p.metric(f"precision.{metric}", s.get(f"median_{prec}"), "1", "lower", group="precision",
+                         label=f"{metric}: median, {prec}", params={**params, "dtype": prec})
+            p.metric(f"precision.{metric}.worse_5pct", s.get("fraction_bf16_worse_by_5pct"), "1", "lower",
+                     group="precision", label=f"{metric}: fraction of items bf16 worse by > 5 %", params=params)
+
+
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
     "live": _live, "live-page": _live_page, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
-    "external": _external, "scan54": _scan54,
+    "external": _external, "scan54": _scan54, "precision": _precision,
 }
 
 
@@ -625,7 +644,7 @@ def kind_of(suite: str) -> str:
     """The record kind of a suite: scaling, evaluation, training or benchmark."""
     if suite.startswith("scaling-"):
         return "scaling"
-    if suite in ("evaluate", "external", "scan54"):
+    if suite in ("evaluate", "external", "scan54", "precision"):
         return "evaluation"
     if suite in ("learn", "finetune"):
         return "training"
