@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-whole", action="store_true", help="skip the whole-process rows")
     ap.add_argument("--sym1", action="store_true",
                     help="also the two service rows with --symmetries 1 (one network pass per pattern)")
+    ap.add_argument("--no-plot", action="store_true",
+                    help="services without pictures (a node whose Python has no matplotlib)")
     ap.add_argument("--note", default="", help="a note stored with the record (e.g. 'machine shared')")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/live-<cpu|gpu>.json)")
     args = ap.parse_args(argv)
@@ -166,14 +168,16 @@ def main(argv=None) -> int:
             patterns.append(p)
         results: dict = {"n_patterns": args.n, "shape": [64, 64, 64], "photons": 1e6, "gpu": gpu,
                          "note": args.note, "load_average_start": os.getloadavg()}
-        results["watch_refine50"] = watch_latency("refine50", patterns, ["--refine", "50", "--format", "npz"],
+        nop = ["--no-plot"] if args.no_plot else []
+        results["plot"] = not args.no_plot
+        results["watch_refine50"] = watch_latency("refine50", patterns, ["--refine", "50", "--format", "npz", *nop],
                                                   args.gap, work)
-        results["watch_refine0"] = watch_latency("refine0", patterns, ["--refine", "0", "--format", "npz"],
+        results["watch_refine0"] = watch_latency("refine0", patterns, ["--refine", "0", "--format", "npz", *nop],
                                                  args.gap, work)
         if args.sym1:
             for k in (50, 0):
                 results[f"watch_refine{k}_sym1"] = watch_latency(
-                    f"refine{k}sym1", patterns, ["--refine", str(k), "--format", "npz", "--symmetries", "1"],
+                    f"refine{k}sym1", patterns, ["--refine", str(k), "--format", "npz", "--symmetries", "1", *nop],
                     args.gap, work)
         if not args.no_whole:
             results["whole_phase"], results["whole_predict"] = whole_processes(patterns, work, 50)

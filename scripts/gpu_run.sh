@@ -5,14 +5,15 @@
 #
 #   scripts/gpu_run.sh OUT_DIR [TRAIN_MIN]
 #
-# OUT_DIR receives inference-gpu.json, training-gpu.json, A.tar and B.tar (each: model.pt,
+# OUT_DIR receives inference-gpu.json, training-gpu.json, live-gpu.json, A.tar and B.tar (each: model.pt,
 # model.json, metrics.csv, config.json, train.log) and logs.tar. Only the project's Python
 # packages are needed (torch with CUDA, h5py, hdf5plugin, scipy, numba, tqdm); the checkout
 # is put on PYTHONPATH, nothing is installed. Knobs (environment): PYTHON (python3),
 # WORK (scratch, /tmp/autophase-gpu), NSIM simulate jobs × PER crystals (12 × 200), BENCH=0
 # skips the two benchmarks, INIT=CKPT starts both candidates from those weights (the next
 # lease, benchmarks already recorded, inside a 10-minute call: BENCH=0
-# INIT=autophase/models/default.pt NSIM=16 PER=500 scripts/gpu_run.sh OUT 7),
+# INIT=autophase/models/default.pt NSIM=16 PER=500 scripts/gpu_run.sh OUT 5), LIVE=0 skips
+# the watch service's latency (benchmarks/bench_live.py, live-gpu.json),
 # SIM_EXTRA simulate options (default --domain: sizes, shapes, defects, photons and detector
 # effects randomised, docs/training.md; empty for the shipped model's data),
 # TRAIN_EXTRA adds train options (a CPU dry run:
@@ -57,7 +58,14 @@ tail -n 2 "$W"/sim-*.log | grep -h "crystals/s\|Error\|error" | head -n 24
 DATA=$(ls -d "$W"/sim/s*/)
 log "data: $(echo "$DATA" | wc -l) runs"
 
-# 3. training benchmark on the simulated data (one rank per GPU)
+# 3. the watch service's latency on the GPU (issue 16: ≤ 50 ms at --refine 0), while the
+# node is otherwise idle; LIVE=0 skips it (≈2–3 min: two services, each compiled once)
+if [ "${LIVE:-1}" != 0 ]; then
+  log "bench_live"
+  $PY benchmarks/bench_live.py --n 5 --gap 0.3 --no-whole --no-plot --out "$OUT/live-gpu.json" 2>&1 | tee "$W/bench_live.log"
+fi
+
+# 3b. training benchmark on the simulated data (one rank per GPU)
 if [ "${BENCH:-1}" != 0 ]; then
   log "bench_training"
   $PY benchmarks/bench_training.py --data "$W/sim/s0" --workers 4 --batch-size 16 --steps 20 \

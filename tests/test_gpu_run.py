@@ -46,13 +46,13 @@ def test_bench_training_says_why_a_row_cannot_run(monkeypatch):
 @pytest.mark.slow
 def test_gpu_run_dry_run_exports_two_models(tmp_path):
     out, work = tmp_path / "out", tmp_path / "work"
-    env = dict(os.environ, PYTHON=sys.executable, WORK=str(work), NSIM="2", PER="10", BENCH="0",
+    env = dict(os.environ, PYTHON=sys.executable, WORK=str(work), NSIM="2", PER="10", BENCH="0", LIVE="0",
                TRAIN_EXTRA="--steps-per-epoch 1 --max-val 2 --batch-size 4 --width 2 --depth 2 --workers 0")
     r = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_run.sh"), str(out), "0.01"], capture_output=True,
                        text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "data: 2 runs" in r.stdout and "gpu_run: done" in r.stdout
-    assert not (out / "inference-gpu.json").exists()  # BENCH=0
+    assert not (out / "inference-gpu.json").exists() and not (out / "live-gpu.json").exists()  # BENCH=0 LIVE=0
     from autophase.model.checkpoint import load_model, read_checkpoint
 
     for name in ("A", "B"):

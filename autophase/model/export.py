@@ -57,10 +57,17 @@ def export_model(ckpt: str | os.PathLike, dest: str | os.PathLike = DEFAULT_DEST
         info["evaluation"] = {k: r[k] for k in ("data", "held_out", "n", "symmetries", "average_above", "compiled",
                                                  "refine_iterations", "refinement", "phasing_iterations",
                                                  "summary") if k in r}
-    from .portable import export_onnx
+    # the one-shot predict runs this graph; it records dest's SHA-256, so a stale one is never
+    # used. Where onnx is not installed (a GPU node's bare Python) the graph is left out:
+    # predict exports it to its cache on first use, or this export is rerun where onnx is.
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        print(f"export: onnx is not installed: {dest.with_suffix('.onnx').name} not written", file=sys.stderr)
+    else:
+        from .portable import export_onnx
 
-    # the one-shot predict runs this graph; it records dest's SHA-256, so a stale one is never used
-    export_onnx(dest, dest.with_suffix(".onnx"))
+        export_onnx(dest, dest.with_suffix(".onnx"))
     js = write_json(dest.with_suffix(".json"), info, indent=2, default=str)
     return dest, js
 
