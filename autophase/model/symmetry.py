@@ -76,10 +76,39 @@ def average(objects: Sequence[np.ndarray], group: Sequence[Symmetry]) -> np.ndar
     if len(objects) != len(group) or not group or tuple(group[0][0]) != (0, 1, 2) or group[0][1]:
         raise ValueError("average needs one object per symmetry, the identity first")
     ref = np.asarray(objects[0], np.complex64)
+    others = [undo(np.asarray(o, np.complex64), g) for o, g in zip(objects[1:], group[1:])]
+    # The answers are zero outside a central box (the network pads its (S/2)³ output): align
+    # on that box with a margin, not the whole grid — the same registration (the shifts are
+    # a few voxels, the margin keeps the circular correlation from wrapping), ~4× fewer FFT
+    # points on the prediction path, where this runs K − 1 times per pattern
+    box = _nonzero_box([ref, *others], margin=4)
+    r = ref[box]
     # complex64 and the reference's transform shared: ~3× faster than the default
-    # complex128 alignment, and it runs K − 1 times per pattern on the prediction path
-    F_ref = sfft.fftn(ref, workers=fft_workers())
-    acc = ref.astype(np.complex64, copy=True)
-    for o, g in zip(objects[1:], group[1:]):
-        acc += align_to(undo(np.asarray(o), g), ref, dtype=np.complex64, truth_fft=F_ref).aligned
-    return acc / np.float32(len(objects))
+    # complex128 alignment
+    F_ref = sfft.fftn(r, workers=fft_workers())
+    acc = r.copy()
+    for o in others:
+        acc += align_to(o[box], r, dtype=np.complex64, truth_fft=F_ref).aligned
+    out = np.zeros(ref.shape, np.complex64)
+    out[box] = acc / np.float32(len(objects))
+    return out
+
+
+def _nonzero_box(arrays: Sequence[np.ndarray], margin: int) -> tuple[slice, ...]:
+    """Slices of the smallest box holding every non-zero voxel of ``arrays``, grown by
+    ``margin`` on each side and to an even length (FFT-friendly), within the grid."""
+    shape = arrays[0].shape
+    nz = np.zeros(shape, bool)
+    for a in arrays:
+        nz |= a != 0
+    if not nz.any():
+        return tuple(slice(0, n) for n in shape)
+    box = []
+    for ax, n in enumerate(shape):
+        other = tuple(i for i in range(len(shape)) if i != ax)
+        idx = np.flatnonzero(nz.any(axis=other))
+        lo, hi = max(0, int(idx[0]) - margin), min(n, int(idx[-1]) + 1 + margin)
+        if (hi - lo) % 2:
+            lo, hi = (lo - 1, hi) if lo > 0 else (lo, min(n, hi + 1))
+        box.append(slice(lo, hi))
+    return tuple(box)
