@@ -314,17 +314,15 @@ class Predictor:
             raise InputError("--backend onnx: onnxruntime is not installed (pip install onnxruntime)")
         self.backend = "onnx" if backend == "onnx" or (backend == "auto" and on_cpu and not compile
                                                         and portable.available()) else "torch"
-        graph = None
         if self.backend == "onnx":
             try:
-                graph = portable.portable_for(self.path, echo)
+                self.portable = portable.load_portable(self.path, echo)
             except ImportError as e:  # no graph yet, and exporting one needs onnx (and torch)
                 if backend == "onnx":
                     raise InputError(f"--backend onnx: {self.path} has no exported graph yet and exporting one "
                                      f"needs {e.name or 'onnx'} (pip install onnx)") from None
                 self.backend = "torch"
         if self.backend == "onnx":
-            self.portable = portable.PortableNetwork(graph)
             self.device = _CPU
             self.precision = "fp32"
             self.meta = dict(self.portable.meta, path=str(self.path))

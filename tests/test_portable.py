@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from autophase.model import portable  # noqa: E402
+from autophase.model import file_sha256, portable  # noqa: E402
 from autophase.predict import DEFAULT_MODEL, Predictor  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_shipped_graph_is_of_the_shipped_weights():
     onnx_file = DEFAULT_MODEL.with_suffix(".onnx")
     assert onnx_file.is_file()
     assert portable.find_portable(DEFAULT_MODEL) == onnx_file
-    assert portable._recorded_sha(onnx_file) == portable.checkpoint_sha256(DEFAULT_MODEL)
+    assert portable.PortableNetwork(onnx_file).checkpoint_sha256 == file_sha256(DEFAULT_MODEL)
 
 
 def test_onnx_and_torch_give_the_same_answers():
@@ -90,13 +90,13 @@ def test_a_graph_serves_only_its_own_checkpoint(tmp_path, monkeypatch):
     save_checkpoint(other, ck)
     (tmp_path / "other.onnx").write_bytes(DEFAULT_MODEL.with_suffix(".onnx").read_bytes())  # stale: other weights
     assert portable.find_portable(other) is None
-    made = portable.portable_for(other)
+    made = portable.load_portable(other).path
     assert made.parent == tmp_path / "cache" / "autophase" / "onnx"
     assert portable.find_portable(other) == made
     (tmp_path / "other.onnx").write_bytes(b"not a graph")
     assert portable.find_portable(other) == made
     p = Predictor(other, backend="onnx")
-    assert p.meta["sha256"] == portable.checkpoint_sha256(other)
+    assert p.meta["sha256"] == file_sha256(other)
 
 
 def test_bad_backend_choices_are_one_line(tmp_path):

@@ -12,7 +12,7 @@ checkpoint it came from (``autophase.checkpoint_sha256`` in the ONNX metadata) a
 checkpoint's metadata (``autophase.meta``, JSON), so a graph is never used for weights it
 does not hold. It is looked for beside the checkpoint (``default.onnx`` ships beside
 ``default.pt``), then in the user cache (``~/.cache/autophase/onnx/<sha[:16]>.onnx``),
-where :func:`portable_for` exports it on first use (torch is needed that once).
+where :func:`load_portable` exports it on first use (torch is needed that once).
 
 Arrays: input (N, 1, S, S, S) float32 √counts (normalised inside the graph, as in the
 network); outputs amplitude, phase (N, S, S, S) float32.
@@ -30,17 +30,12 @@ import numpy as np
 from ..errors import InputError
 from .digest import file_sha256
 
-__all__ = ["SHA_KEY", "META_KEY", "checkpoint_sha256", "available", "find_portable", "export_onnx",
-           "portable_for", "PortableNetwork"]
+__all__ = ["SHA_KEY", "META_KEY", "available", "find_portable", "export_onnx", "load_portable",
+           "PortableNetwork"]
 
 SHA_KEY = "autophase.checkpoint_sha256"
 META_KEY = "autophase.meta"
 OPSET = 17
-
-
-def checkpoint_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a checkpoint file (its ``version`` is the first 16 characters)."""
-    return file_sha256(path)
 
 
 def available() -> bool:
@@ -58,25 +53,37 @@ def _cache_path(sha: str) -> Path:
     return cache_dir("onnx", f"{sha[:16]}.onnx")
 
 
-def _recorded_sha(path: Path) -> str | None:
-    """The checkpoint SHA-256 an exported graph records (None: unreadable or not ours)."""
+def _session(path: str | os.PathLike, threads: int | None = None):
+    """An ONNX Runtime CPU session on ``path`` (raises what onnxruntime raises)."""
     import onnxruntime as ort
 
-    try:
-        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception:  # noqa: BLE001 - a corrupt cache file is just a miss
-        return None
-    return s.get_modelmeta().custom_metadata_map.get(SHA_KEY)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(threads or len(os.sched_getaffinity(0)))
+    so.log_severity_level = 3  # warnings about unused initialisers are not the user's business
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+def _matching(checkpoint: Path, sha: str, threads: int | None = None):
+    """(path, session) of the first exported graph of exactly this checkpoint, beside it or
+    in the cache, else None. The session that reads a candidate's recorded SHA-256 is the
+    one the caller runs: a graph is opened once."""
+    for cand in (checkpoint.with_suffix(".onnx"), _cache_path(sha)):
+        if not cand.is_file():
+            continue
+        try:
+            s = _session(cand, threads)
+        except Exception:  # noqa: BLE001 - a corrupt cache file is just a miss
+            continue
+        if s.get_modelmeta().custom_metadata_map.get(SHA_KEY) == sha:
+            return cand, s
+    return None
 
 
 def find_portable(checkpoint: str | os.PathLike, sha: str | None = None) -> Path | None:
     """An exported graph of exactly this checkpoint, beside it or in the cache, else None."""
     ck = Path(checkpoint)
-    sha = sha or checkpoint_sha256(ck)
-    for cand in (ck.with_suffix(".onnx"), _cache_path(sha)):
-        if cand.is_file() and _recorded_sha(cand) == sha:
-            return cand
-    return None
+    m = _matching(ck, sha or file_sha256(ck), threads=1)
+    return None if m is None else m[0]
 
 
 def export_onnx(checkpoint: str | os.PathLike, dest: str | os.PathLike | None = None) -> Path:
@@ -110,40 +117,42 @@ def export_onnx(checkpoint: str | os.PathLike, dest: str | os.PathLike | None = 
     return dest
 
 
-def portable_for(checkpoint: str | os.PathLike, echo=None) -> Path:
-    """The exported graph of ``checkpoint``: found, or exported to the cache now (≈3 s once)."""
-    sha = checkpoint_sha256(checkpoint)
-    found = find_portable(checkpoint, sha)
-    if found is not None:
-        return found
-    if echo:
-        echo(f"exporting {checkpoint} to ONNX once (cached as {_cache_path(sha)})")
-    return export_onnx(checkpoint)
+def load_portable(checkpoint: str | os.PathLike, echo=None, threads: int | None = None) -> "PortableNetwork":
+    """The exported graph of ``checkpoint`` in a session: found, or exported to the cache
+    now (≈3 s once; needs onnx and torch, ImportError without them)."""
+    ck = Path(checkpoint)
+    sha = file_sha256(ck)
+    m = _matching(ck, sha, threads)
+    if m is None:
+        if echo:
+            echo(f"exporting {checkpoint} to ONNX once (cached as {_cache_path(sha)})")
+        path = export_onnx(ck)
+        m = path, _session(path, threads)
+    return PortableNetwork(*m)
 
 
 class PortableNetwork:
     """An exported graph in an ONNX Runtime session: ``net(x) -> (amp, phase)`` numpy.
 
     ``meta`` is the checkpoint metadata the graph records (as :func:`load_model` gives
-    it); ``size`` the pattern edge S. ``threads``: intra-op threads (default: the CPUs
-    this process may use).
+    it), ``checkpoint_sha256`` the checkpoint's digest; ``size`` the pattern edge S.
+    ``session``: one already open on ``path``; else one is opened with ``threads``
+    intra-op threads (default: the CPUs this process may use).
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads or len(os.sched_getaffinity(0)))
-        so.log_severity_level = 3  # warnings about unused initialisers are not the user's business
-        try:
-            self.session = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise InputError(f"{path}: not a loadable ONNX graph ({str(e).splitlines()[0]})") from None
+    def __init__(self, path: str | os.PathLike, session=None, threads: int | None = None):
+        if session is None:
+            try:
+                session = _session(path, threads)
+            except Exception as e:  # noqa: BLE001 - onnxruntime raises its own exception types
+                raise InputError(f"{path}: not a loadable ONNX graph ({str(e).splitlines()[0]})") from None
+        self.session = session
         custom = self.session.get_modelmeta().custom_metadata_map
         if META_KEY not in custom:
             raise InputError(f"{path}: an ONNX graph without autophase metadata (export it with "
                              f"autophase.model.portable.export_onnx)")
         self.path = Path(path)
+        self.checkpoint_sha256 = custom.get(SHA_KEY)
         self.meta: dict[str, Any] = json.loads(custom[META_KEY])
         self.size = int(self.meta["network"]["size"])
 
