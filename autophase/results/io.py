@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +83,3 @@ def read_result(path: str | os.PathLike) -> Result:
     except SchemaError as e:
         raise InputError(f"{p}: {e}") from None
 
-
-def with_metrics(result: Result, *metrics: Any) -> Result:
-    """``result`` with ``metrics`` appended (records are frozen; lists are not)."""
-    return replace(result, metrics=[*result.metrics, *metrics])
