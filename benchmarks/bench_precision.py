@@ -39,13 +39,12 @@ def _service_predictor(precision: str):
 
 
 def _scores(obj, truth, chi2):
-    from autophase.physics.metrics import align_to, complex_error, phase_error
+    from autophase.physics.metrics import compare_to_truth
 
     if truth is None:  # a measured scan: the data are the only judge
         return {"chi2": chi2}
-    al = align_to(obj, truth)
-    return {"chi2": chi2, "complex_error": complex_error(obj, truth),
-            "phase_error": phase_error(obj, truth, alignment=al)}
+    c = compare_to_truth(obj, truth)  # one alignment for both errors
+    return {"chi2": chi2, "complex_error": c["complex_error"], "phase_error": c["phase_error_rad"]}
 
 
 def main(argv=None) -> int:
