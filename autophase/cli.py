@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
+        from .threads import single_blas_thread
+
+        single_blas_thread()  # numpy's BLAS pool would spin on the cores torch and FFTW use
         return int(args._run(args) or 0)
     except InputError as e:
         print(f"autophase {args.command}: error: {e}", file=sys.stderr)

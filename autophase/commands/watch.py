@@ -40,10 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                    help="compile the network before 'ready' (inductor with freezing, batch 1: ≈1 min once "
                         "on 2 cores, then each pass ≈3× faster than eager; default on)")
-    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="fp32",
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="the network's arithmetic: fp32, bf16 (bfloat16 weights and activations, answers in "
-                        "float32), or auto (bf16 on a CPU with native bfloat16 when compiled, else fp32); "
-                        "default fp32")
+                        "float32), or auto: bf16 with --refine 0 on a CPU with native bfloat16 when compiled "
+                        "(as good as fp32 alone; after ER it drifted), else fp32; default auto")
     p.add_argument("--poll-ms", type=float, default=10.0, help="how often INBOX is listed (default 10 ms)")
     p.add_argument("--scan-marker", default="SCAN_COMPLETE",
                    help="file whose presence marks a raw scan directory complete (default SCAN_COMPLETE)")

@@ -194,7 +194,9 @@ def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the
 
     from ..beamline import postprocess  # noqa: F401
     from ..outputs import write_extras
+    from ..threads import single_blas_thread
 
+    single_blas_thread()  # its BLAS pool must not spin beside the service's next pattern either
     done.put(("ready", None, None, 0.0))
     while True:
         job = jobs.get()
@@ -286,7 +288,7 @@ class WatchConfig:
     fmt: str = "cxi"
     plot: bool = True
     compile: bool = False
-    precision: str = "fp32"
+    precision: str = "auto"
     poll_s: float = 0.01
     marker: str = SCAN_MARKER
     learn: bool = False
@@ -329,9 +331,13 @@ class WatchService:
         from ..predict import native_bf16_cpu
 
         prec = c.precision
-        if prec == "auto":  # bfloat16 where it is native and compiled (benchmarks/bench_precision.py)
-            prec = "bf16" if p.backend == "torch" and p.device.type == "cpu" and c.compile and native_bf16_cpu() \
-                else "fp32"
+        if prec == "auto":
+            # bfloat16 only where the network's answer is the product (--refine 0): alone it
+            # was as good as float32 on all three sources, but after 50 ER bf16 answers drifted
+            # 7 % worse in χ² on scan 54 (benchmarks/bench_precision.py); and only where
+            # bfloat16 is native and the network compiled (eager bf16 is no faster)
+            prec = "bf16" if (c.refine == 0 and p.backend == "torch" and p.device.type == "cpu" and c.compile
+                              and native_bf16_cpu()) else "fp32"
         if prec != "fp32":
             p.set_precision(prec)
         if c.compile:
@@ -440,6 +446,11 @@ class WatchService:
         t0 = time.perf_counter()
         if threading.current_thread() is threading.main_thread():  # a signal during start-up ends run() at once
             self._old_handlers = {s: signal.signal(s, self.stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        from ..threads import single_blas_thread
+
+        # numpy's BLAS pool spins after each dot product of χ², on the cores the next
+        # network pass needs (autophase.threads): one BLAS thread, as on the command line
+        single_blas_thread()
         c.out.mkdir(parents=True, exist_ok=True)
         self._clean_parts()
         self.extras = _Extras() if c.plot or c.fmt == "cxi" else None
