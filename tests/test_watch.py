@@ -229,3 +229,23 @@ def test_bad_options_write_nothing(tmp_path, model_path):
     assert main(["watch", str(tmp_path / "in"), "-o", str(out), "--model", str(model_path), "--refine", "-1"]) == 2
     assert main(["watch", str(tmp_path / "in"), "-o", str(tmp_path / "in" / "o"), "--model", str(model_path)]) == 2
     assert not out.exists() and not (tmp_path / "in" / "o").exists()
+
+
+def test_precision_auto_is_bf16_only_where_the_network_answer_is_the_product():
+    from autophase.live.service import resolve_precision
+
+    asked = []
+
+    def native():
+        asked.append(1)
+        return True
+
+    kw = dict(backend="torch", device_type="cpu", compiled=True, native_bf16=native)
+    assert resolve_precision("auto", refine=0, **kw) == "bf16"
+    assert resolve_precision("auto", refine=50, **kw) == "fp32"  # ER after bf16 drifted on scan 54
+    assert resolve_precision("auto", refine=0, **{**kw, "compiled": False}) == "fp32"
+    assert resolve_precision("auto", refine=0, **{**kw, "device_type": "cuda"}) == "fp32"
+    assert resolve_precision("auto", refine=0, **{**kw, "native_bf16": lambda: False}) == "fp32"
+    # an explicit choice is kept as given
+    assert resolve_precision("bf16", refine=50, **kw) == "bf16"
+    assert resolve_precision("fp32", refine=0, **kw) == "fp32"

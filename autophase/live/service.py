@@ -178,6 +178,23 @@ def _finite(v: float) -> float | None:
 
 
 # ----------------------------------------------------------------------------- extras worker
+def resolve_precision(requested: str, refine: int, backend: str, device_type: str, compiled: bool,
+                      native_bf16: Callable[[], bool]) -> str:
+    """The network's arithmetic for ``--precision requested``: "fp32" or "bf16".
+
+    ``auto`` is bf16 only where the network's answer is the product (``refine`` 0): alone it
+    was as good as float32 on all three sources, but after 50 ER bf16 answers drifted 7 %
+    worse in χ² on scan 54 (benchmarks/bench_precision.py, docs/watch.md); and only on a CPU
+    with native bfloat16 (``native_bf16()``, asked last: it reads the CPU flags) and a
+    compiled torch network (eager bfloat16 is no faster).
+    """
+    if requested != "auto":
+        return requested
+    if refine == 0 and backend == "torch" and device_type == "cpu" and compiled and native_bf16():
+        return "bf16"
+    return "fp32"
+
+
 def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the child process
     """The pictures/VTK process: low priority; ignores SIGINT (a Ctrl-C reaches the whole
     process group: the parent decides), but not SIGTERM, with which multiprocessing ends a
@@ -330,14 +347,8 @@ class WatchService:
                       average_above=DEFAULT_AVERAGE_ABOVE if c.average_above is None else c.average_above)
         from ..predict import native_bf16_cpu
 
-        prec = c.precision
-        if prec == "auto":
-            # bfloat16 only where the network's answer is the product (--refine 0): alone it
-            # was as good as float32 on all three sources, but after 50 ER bf16 answers drifted
-            # 7 % worse in χ² on scan 54 (benchmarks/bench_precision.py); and only where
-            # bfloat16 is native and the network compiled (eager bf16 is no faster)
-            prec = "bf16" if (c.refine == 0 and p.backend == "torch" and p.device.type == "cpu" and c.compile
-                              and native_bf16_cpu()) else "fp32"
+        prec = resolve_precision(c.precision, refine=c.refine, backend=p.backend, device_type=p.device.type,
+                                 compiled=c.compile, native_bf16=native_bf16_cpu)
         if prec != "fp32":
             p.set_precision(prec)
         if c.compile:
