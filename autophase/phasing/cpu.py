@@ -57,6 +57,14 @@ class CpuEngine:
         half = shape[:-1] + (shape[-1] // 2 + 1,)
         self.A = e(half, dtype="complex64")        # rfft of |x|
         flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
+        # A new process compiles the numba kernels (≈1 s) and, without wisdom, measures the
+        # FFTW plans (≈0.5 s). LLVM's work runs outside the GIL, so the kernels compile on a
+        # second thread while the planner measures: together they took 0.4–0.75 s less in a
+        # cold process on 2 cores (docs/phasing.md, "Whole-process speed"). run() and
+        # shrink_wrap() wait for it; with numba's cache warm it only loads the kernels.
+        self._kernels = threading.Thread(target=kernels.compile_loop_kernels, name="autophase-numba",
+                                         daemon=True)
+        self._kernels.start()
         with _PLAN_LOCK:
             wisdom.load()  # plans measured by an earlier process (~/.cache/autophase): no re-measuring
             # Planning with MEASURE overwrites the buffers: done before any data is in them.
@@ -72,8 +80,15 @@ class CpuEngine:
         self._transfer: dict[float, np.ndarray] = {}
 
     # ------------------------------------------------------------------ primitives
+    def _kernels_ready(self) -> None:
+        """Wait for the kernels' compile thread (once; a failure there shows at the first call)."""
+        if self._kernels is not None:
+            self._kernels.join()
+            self._kernels = None
+
     def shrink_wrap(self, support: np.ndarray, sigma: float, threshold: float) -> int:
         """support ← (|S·x| ∗ G_σ) > threshold·max, in place; returns its size in voxels."""
+        self._kernels_ready()
         G = self._transfer.get(sigma)
         if G is None:
             G = self._transfer[sigma] = gaussian_transfer(self.shape, sigma)
@@ -98,6 +113,7 @@ class CpuEngine:
         each shrink-wrap update in turn (a ramp). ``callback(i)`` is called after each
         iteration (progress bars).
         """
+        self._kernels_ready()
         x, F = self.x, self.F
         x[...] = x0
         xf, Ff, sf, mf = x.ravel(), F.ravel(), support.ravel(), mag_u.ravel()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["fourier_project", "real_space_update", "raar_update", "amplitude", "threshold_support"]
+__all__ = ["fourier_project", "real_space_update", "raar_update", "amplitude", "threshold_support",
+           "compile_loop_kernels"]
 
 _OPTS = dict(nogil=True, cache=True, fastmath=True, boundscheck=False)
 
@@ -116,3 +117,23 @@ def threshold_support(blurred, level, support):
         support[i] = s
         n += s
     return n
+
+
+def compile_loop_kernels() -> None:
+    """Compile (or load from numba's cache) the kernels every ER/HIO loop with shrink-wrap
+    calls, for exactly the types :class:`~autophase.phasing.cpu.CpuEngine` calls them with:
+    1-D C-contiguous complex64 / float32 / bool arrays, float32 scale and β, a Python bool
+    and a Python float. Tiny arrays: the call itself costs nothing once compiled.
+
+    ``raar_update`` is left to its first use (most runs never call it).
+    """
+    n = 4
+    x = np.zeros(n, np.complex64)
+    F = np.zeros(n, np.complex64)
+    mag = np.full(n, -1.0, np.float32)
+    support = np.zeros(n, np.bool_)
+    amp = np.zeros(n, np.float32)
+    fourier_project(F, mag)
+    real_space_update(x, F, support, np.float32(1.0), np.float32(0.9), True)
+    amplitude(x, support, amp)
+    threshold_support(amp, 0.1, support)
