@@ -67,6 +67,10 @@ def run(args: argparse.Namespace) -> int:
 
     out = check_output_path(args.output)
     params = params_from_args(args)  # every option checked before the input is read
+    if params.engine == "cpu":  # the numba kernels compile while the input is read and FFTW plans
+        from ..phasing.cpu import start_kernels
+
+        start_kernels()
     pat = load_pattern(args.input, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)
     n_unmeasured = int((~pat.measured).sum())
     print(f"phase: {args.input}: {pat.magnitude.shape}, {float((pat.magnitude ** 2).sum()):.4g} photons"

@@ -28,9 +28,32 @@ import pyfftw
 from . import kernels, wisdom
 from .support import gaussian_transfer
 
-__all__ = ["CpuEngine", "engine_for"]
+__all__ = ["CpuEngine", "engine_for", "start_kernels"]
 
 _PLAN_LOCK = threading.Lock()  # FFTW's planner is not thread-safe
+
+
+_KERNELS: threading.Thread | None = None
+_KERNELS_LOCK = threading.Lock()
+
+
+def start_kernels() -> threading.Thread:
+    """Compile (or load from numba's cache) the loop's kernels on a second thread, once per
+    process; return that thread.
+
+    A new process compiles the numba kernels (≈1 s) and, without wisdom, measures the FFTW
+    plans (≈0.5 s). LLVM's work runs outside the GIL, so the kernels compile while the main
+    thread reads the pattern and the planner measures: 0.4–0.75 s less in a cold process on
+    2 cores (docs/phasing.md, "Whole-process speed"). :class:`CpuEngine` starts it if no one
+    did (``autophase phase`` does, before it reads its input) and waits for it before its
+    first iteration. With numba's cache warm the thread only loads the kernels.
+    """
+    global _KERNELS
+    with _KERNELS_LOCK:
+        if _KERNELS is None:
+            _KERNELS = threading.Thread(target=kernels.compile_loop_kernels, name="autophase-numba", daemon=True)
+            _KERNELS.start()
+        return _KERNELS
 
 
 def _threads() -> int:
@@ -57,14 +80,8 @@ class CpuEngine:
         half = shape[:-1] + (shape[-1] // 2 + 1,)
         self.A = e(half, dtype="complex64")        # rfft of |x|
         flags = ("FFTW_MEASURE", "FFTW_DESTROY_INPUT")
-        # A new process compiles the numba kernels (≈1 s) and, without wisdom, measures the
-        # FFTW plans (≈0.5 s). LLVM's work runs outside the GIL, so the kernels compile on a
-        # second thread while the planner measures: together they took 0.4–0.75 s less in a
-        # cold process on 2 cores (docs/phasing.md, "Whole-process speed"). run() and
-        # shrink_wrap() wait for it; with numba's cache warm it only loads the kernels.
-        self._kernels = threading.Thread(target=kernels.compile_loop_kernels, name="autophase-numba",
-                                         daemon=True)
-        self._kernels.start()
+        # the kernels compile on a second thread while the planner measures (start_kernels)
+        self._kernels = start_kernels()
         with _PLAN_LOCK:
             wisdom.load()  # plans measured by an earlier process (~/.cache/autophase): no re-measuring
             # Planning with MEASURE overwrites the buffers: done before any data is in them.
@@ -81,7 +98,7 @@ class CpuEngine:
 
     # ------------------------------------------------------------------ primitives
     def _kernels_ready(self) -> None:
-        """Wait for the kernels' compile thread (once; a failure there shows at the first call)."""
+        """Wait for the kernels' compile thread (a failure there shows at the first call)."""
         if self._kernels is not None:
             self._kernels.join()
             self._kernels = None
