@@ -164,6 +164,7 @@ def test_cli_rejects_bad_resume_and_conflicting_flags(tmp_path, capsys):
     assert "no such checkpoint" in capsys.readouterr().err
     ck = save_checkpoint(tmp_path / "c.pt", {"network": NET.to_dict(), "model": {}})
     assert main(["train", "--data", "synthetic:8", "--out", str(tmp_path), "--resume", str(ck), "--init", str(ck)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
     assert main(["train", "--data", "synthetic:3", "--out", str(tmp_path / "x"), "--batch-size", "8"]) == 2
     assert "cannot fill one batch" in capsys.readouterr().err
     assert not (tmp_path / "x" / "checkpoint.pt").exists()
@@ -186,3 +187,19 @@ def test_no_validation_set_falls_back_to_the_training_loss(tmp_path):
     assert np.isnan(hist[-1]["val_loss"]) and np.isfinite(hist[-1]["train_loss"])
     assert read_checkpoint(tmp_path / "checkpoint.pt")["best"] == pytest.approx(hist[-1]["train_loss"])
     assert (tmp_path / "best.pt").exists()
+
+
+@pytest.mark.slow
+def test_init_with_auto_resume_starts_from_init_then_resumes(tmp_path, capsys):
+    # a workflow's fine-tuning stage: `--init X` always, `--resume` appended once a checkpoint exists
+    base = ["train", "--data", "synthetic:6:4", "--width", "2", "--depth", "2", "--batch-size", "2",
+            "--steps-per-epoch", "1", "--max-val", "2", "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "init"), "--epochs", "1"]) == 0
+    init = tmp_path / "init" / "checkpoint.pt"
+    out = tmp_path / "ft"
+    assert main([*base, "--out", str(out), "--epochs", "1", "--init", str(init), "--resume"]) == 0
+    assert "resuming" not in capsys.readouterr().out  # nothing to resume yet: started from init
+    assert read_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    assert main([*base, "--out", str(out), "--epochs", "2", "--init", str(init), "--resume"]) == 0
+    assert "resuming it (--init" in capsys.readouterr().out
+    assert read_checkpoint(out / "checkpoint.pt")["epoch"] == 2  # continued, not restarted

@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (the paper's 1e-3; fine-tuning: e.g. 1e-6)")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue a run: CKPT, or OUT/checkpoint.pt when it exists")
-    p.add_argument("--init", metavar="CKPT", help="start from these weights (fine-tuning), new optimiser")
+    p.add_argument("--init", metavar="CKPT", help="start from these weights (fine-tuning), new optimiser; with "
+                   "--resume (no CKPT) only when --out has no checkpoint yet")
     p.add_argument("--width", type=int, default=8, help="channels of the first encoder block")
     p.add_argument("--depth", type=int, default=4, help="encoder blocks (max-pools)")
     p.add_argument("--input-norm", choices=("max", "log"), default="max", help="per-sample input scaling")
@@ -138,7 +139,12 @@ def run(args: argparse.Namespace) -> int:
         if not resume.is_file():
             raise InputError(f"{resume}: no such checkpoint to resume")
     if resume and args.init:
-        raise InputError("--resume and --init exclude each other (resume continues a run, init starts one)")
+        if args.resume != "auto":
+            raise InputError("--resume CKPT and --init exclude each other (resume continues a run, init starts one)")
+        # `--init X --resume`: start from X, or continue the run X started if it has a
+        # checkpoint — what a resumable fine-tuning job (a workflow's train stage) needs
+        print(f"train: {resume} exists: resuming it (--init {args.init} was its start, not reloaded)", flush=True)
+        args.init = None
     if not 0 <= args.thin < 1:
         raise InputError(f"--thin {args.thin}: must be in [0, 1)")
     try:
