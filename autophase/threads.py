@@ -6,9 +6,8 @@ project's numpy BLAS calls are all vector products of at most one 64³ pattern (
 χ² scale factor ``F·F``, the least-squares factor of an alignment), where a second
 thread buys nothing — but a spinning worker takes one of a small machine's cores away
 from the next thing that runs: the network's OpenMP threads, the FFTW threads of ER.
-On a 2-core CPU a compiled network pass right after ``finish_prediction``'s dot
-products ran about twice as slow as back to back, and the next one 1.5×
-(docs/watch.md, "The spinning BLAS pool").
+On a 2-core CPU that slowed the compiled network passes that follow
+``finish_prediction``'s dot products (measured in docs/watch.md, "The spinning BLAS pool").
 
 :func:`single_blas_thread` limits the BLAS libraries already loaded (threadpoolctl) for
 the rest of the process. The command line (:mod:`autophase.cli`) and the watch service

@@ -183,8 +183,8 @@ def resolve_precision(requested: str, refine: int, backend: str, device_type: st
     """The network's arithmetic for ``--precision requested``: "fp32" or "bf16".
 
     ``auto`` is bf16 only where the network's answer is the product (``refine`` 0): alone it
-    was as good as float32 on all three sources, but after 50 ER bf16 answers drifted 7 %
-    worse in χ² on scan 54 (benchmarks/bench_precision.py, docs/watch.md); and only on a CPU
+    was as good as float32 on all three sources, but after 50 ER the bf16 answers drifted
+    worse on the measured scan (benchmarks/bench_precision.py, docs/watch.md); and only on a CPU
     with native bfloat16 (``native_bf16()``, asked last: it reads the CPU flags) and a
     compiled torch network (eager bfloat16 is no faster).
     """

@@ -41,10 +41,10 @@ def start_kernels() -> threading.Thread:
     """Compile (or load from numba's cache) the loop's kernels on a second thread, once per
     process; return that thread.
 
-    A new process compiles the numba kernels (≈1 s) and, without wisdom, measures the FFTW
-    plans (≈0.5 s). LLVM's work runs outside the GIL, so the kernels compile while the main
-    thread reads the pattern and the planner measures: 0.4–0.75 s less in a cold process on
-    2 cores (docs/phasing.md, "Whole-process speed"). :class:`CpuEngine` starts it if no one
+    A new process compiles the numba kernels and, without wisdom, measures the FFTW plans;
+    both are a large part of a cold ``autophase phase``. LLVM's work runs outside the GIL,
+    so the kernels compile while the main thread reads the pattern and the planner
+    measures (the saving is measured in docs/phasing.md, "Whole-process speed"). :class:`CpuEngine` starts it if no one
     did (``autophase phase`` does, before it reads its input) and waits for it before its
     first iteration. With numba's cache warm the thread only loads the kernels.
     """
