@@ -40,21 +40,40 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
-def _run(stage: str, command: str, log: str, resume_file: str | None, resume_flag: str) -> dict:
+def _copy_atomic(src: str, dst: str) -> None:
+    """Copy ``src`` to ``dst`` through a temporary file beside it: ``dst`` is whole or absent."""
+    import os
+    import shutil
+
+    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
+    tmp = f"{dst}.part"
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _run(stage: str, command: str, log: str, resume_file: str | None, resume_flag: str,
+         keep_file: str | None = None) -> dict:
     """Run ``command`` with ``bash -c``, appending its output to ``log``; return timings:
-    ``seconds`` (float, s) of the command, ``started``/``ended`` (float, s since the epoch)."""
+    ``seconds`` (float, s) of the command, ``started``/``ended`` (float, s since the epoch).
+
+    With ``keep_file``, a run without ``resume_file`` starts from a copy of it, and
+    ``resume_file`` is copied back to it once the command has ended, however it ended."""
     import os
     import signal
     import subprocess
     import time
 
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    seeded = bool(resume_file and keep_file) and not os.path.exists(resume_file) and os.path.exists(keep_file)
+    if seeded:
+        _copy_atomic(keep_file, resume_file)
     resumed = bool(resume_file) and os.path.exists(resume_file)
     if resumed:
         command = f"{command} {resume_flag}"
-    os.makedirs(os.path.dirname(log), exist_ok=True)
     with open(log, "a") as f:
         f.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {stage}{' (resuming)' if resumed else ''}\n"
-                f"$ {command}\n")
+                + (f"=== {resume_file}: copied from the kept {keep_file}\n" if seeded else "")
+                + f"$ {command}\n")
         f.flush()
         started, t0 = time.time(), time.perf_counter()
         # The command stays in the worker's process group (a cancelled block is killed as a
@@ -68,6 +87,11 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
             proc.send_signal(signal.SIGTERM)
             proc.wait()
             raise
+        finally:
+            # A stopped run is what keeping is for: copy whatever checkpoint it left.
+            if keep_file and resume_file and os.path.exists(resume_file):
+                _copy_atomic(resume_file, keep_file)
+                f.write(f"=== {resume_file}: kept in {keep_file}\n")
         seconds = time.perf_counter() - t0
         f.write(f"=== exit status {rc} after {seconds:.1f} s\n")
     if rc != 0:
@@ -80,21 +104,22 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
 
 @python_app(cache=True, executors=["htex"], ignore_for_cache=["inputs"])
 def run_command(stage: str, command: str, log: str, token: str, resume_file: str | None = None,
-                resume_flag: str = "--resume", inputs=()) -> dict:
+                resume_flag: str = "--resume", keep_file: str | None = None, inputs=()) -> dict:
     """Run a one-process stage on an HTEX worker (one GPU each where the site has them)."""
     from autophase.hpc.apps import _run
 
-    return _run(stage, command, log, resume_file, resume_flag)
+    return _run(stage, command, log, resume_file, resume_flag, keep_file)
 
 
 @python_app(cache=True, executors=["mpi"], ignore_for_cache=["inputs"])
 def run_mpi_command(stage: str, command: str, log: str, token: str, resume_file: str | None = None,
-                    resume_flag: str = "--resume", inputs=(), parsl_resource_specification=None) -> dict:
+                    resume_flag: str = "--resume", keep_file: str | None = None, inputs=(),
+                    parsl_resource_specification=None) -> dict:
     """Run an MPI stage; ``command`` starts with ``$PARSL_MPI_PREFIX`` (see
     :func:`hpc.sites.mpi_app_command`), which the worker set from the resource specification."""
     from autophase.hpc.apps import _run
 
-    return _run(stage, command, log, resume_file, resume_flag)
+    return _run(stage, command, log, resume_file, resume_flag, keep_file)
 
 
 @python_app(cache=True, executors=["htex"], ignore_for_cache=["inputs"])

@@ -112,7 +112,12 @@ class SimulateSection:
 
 @dataclass(frozen=True)
 class TrainSection:
-    """``autophase train`` over ``nodes × ranks_per_node`` ranks (one rank per GPU on GPU sites)."""
+    """``autophase train`` over ``nodes × ranks_per_node`` ranks (one rank per GPU on GPU sites).
+
+    ``keep``: a path outside the run directory where the run's checkpoint is copied after every
+    train stage, stopped or finished, and from which a run directory without one resumes (a
+    long job that outlives the machine it started on; see :class:`hpc.stages.Stage`).
+    """
 
     epochs: int
     batch_size: int
@@ -121,6 +126,7 @@ class TrainSection:
     ranks_per_node: int = 1
     lr: Optional[float] = None
     init: Optional[str] = None
+    keep: Optional[str] = None
     extra: tuple[str, ...] = ()
 
     @property

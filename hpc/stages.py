@@ -37,7 +37,9 @@ class Stage:
     ``nodes × ranks_per_node`` ranks; ``gpu`` stages want one GPU per rank (per worker for
     non-MPI stages). ``outputs`` are the files that exist once the stage has finished.
     ``resume_flag`` is appended to ``argv`` when ``resume_file`` already exists, so that a
-    killed stage continues from its last checkpoint. ``threads`` is ``OMP_NUM_THREADS`` per rank.
+    killed stage continues from its last checkpoint. ``keep_file``: a copy of ``resume_file``
+    kept elsewhere — written after the command ends (stopped or not), and copied back in when
+    ``resume_file`` is absent, so that a new run directory on a new machine resumes. ``threads`` is ``OMP_NUM_THREADS`` per rank.
     ``rank_invariant``: the outputs do not depend on the rank count (simulation: each
     crystal's seed derives from the run seed and its index), so a new count keeps them.
     """
@@ -51,6 +53,7 @@ class Stage:
     gpu: bool = False
     resume_file: str | None = None
     resume_flag: str = "--resume"
+    keep_file: str | None = None
     threads: int | None = None
     env: tuple[tuple[str, str], ...] = field(default=())
     rank_invariant: bool = False
@@ -114,7 +117,7 @@ def train(cfg: WorkflowConfig, run: RunDir, data: Path | None = None, out: Path 
     argv += ["--no-progress", *t.extra]
     ckpt = str(out / TRAIN_CHECKPOINT)
     return Stage(name, tuple(argv), outputs=(ckpt,), mpi=True, nodes=nodes or t.nodes, ranks_per_node=rpn,
-                 gpu=cfg.site.gpus_per_node > 0, resume_file=ckpt,
+                 gpu=cfg.site.gpus_per_node > 0, resume_file=ckpt, keep_file=t.keep,
                  threads=_threads(cfg.site.cpus_per_node, rpn))
 
 

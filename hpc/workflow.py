@@ -24,6 +24,7 @@ the exact launcher lines and (on a batch site) the workflow's batch script.
 """
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -153,6 +154,8 @@ def dry_run(cfg: WorkflowConfig, run_dir: str | Path | None = None, out: TextIO 
             w(f"  waits for: {', '.join(step.waits_for)}\n")
         if st.resume_file:
             w(f"  resumes with {st.resume_flag} when {st.resume_file} exists\n")
+        if st.keep_file:
+            w(f"  keeps its checkpoint in {st.keep_file} (and resumes from it in a new run directory)\n")
         w(f"  log:   {run.log(st.name)}\n")
 
 
@@ -242,12 +245,13 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
             elif step.kind == "mpi":
                 fut = apps.run_mpi_command(st.name, sites.mpi_app_command(cfg, st), log, tokens[st.name],
                                            resume_file=st.resume_file, resume_flag=st.resume_flag,
+                                           keep_file=st.keep_file,
                                            inputs=inputs,
                                            parsl_resource_specification=sites.resource_spec(cfg, st))
             else:
                 fut = apps.run_command(st.name, sites.app_command(st), log, tokens[st.name],
                                        resume_file=st.resume_file, resume_flag=st.resume_flag,
-                                       inputs=inputs)
+                                       keep_file=st.keep_file, inputs=inputs)
             futures.append((step, fut))
             by_name[st.name] = fut
 
@@ -303,6 +307,7 @@ def run(cfg: WorkflowConfig, run_dir: str | Path | None = None, echo: Callable[[
         if dfk is not None:
             dfk.cleanup()
             parsl.clear()
+            _keep_checkpoints(plan or [])
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
         run.unlock()
@@ -312,6 +317,22 @@ def _main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
+
+
+def _keep_checkpoints(plan: list[Step]) -> None:
+    """Copy each stage's checkpoint to its ``keep_file`` where it is newer.
+
+    The stage's app does this when its command ends; an interrupted driver takes its workers
+    down (the command gets SIGTERM and checkpoints), and whether an app's own copy ran then is
+    not certain, so the driver copies again once its workers are gone.
+    """
+    from .apps import _copy_atomic
+
+    for step in plan:
+        src, keep = step.stage.resume_file, step.stage.keep_file
+        if src and keep and os.path.exists(src):
+            if not os.path.exists(keep) or os.path.getmtime(src) > os.path.getmtime(keep):
+                _copy_atomic(src, keep)
 
 
 def _check_outputs(stage: Stage, reused: bool, run: RunDir) -> None:

@@ -160,6 +160,62 @@ def test_interrupted_run_stops_everything_and_resumes(tmp_path):
     assert (out / "done").read_text() == "ok"
 
 
+STOPPING = textwrap.dedent('''
+    """A checkpointing 2-rank job of 6 steps that, like a trainer stopped by SIGTERM, exits 75
+    after step --stop-at; rank 0 saves the step after each."""
+    import json, os, sys
+    from mpi4py import MPI
+    out = sys.argv[1]
+    stop = int(sys.argv[sys.argv.index("--stop-at") + 1]) if "--stop-at" in sys.argv else None
+    comm = MPI.COMM_WORLD
+    ckpt = os.path.join(out, "ckpt.json")
+    start = json.load(open(ckpt))["step"] if "--resume" in sys.argv else 0
+    if comm.rank == 0:
+        print("start", start, "resumed" if "--resume" in sys.argv else "fresh", flush=True)
+    for step in range(start, 6):
+        comm.Barrier()
+        if comm.rank == 0:
+            os.makedirs(out, exist_ok=True)
+            with open(ckpt + ".tmp", "w") as f:
+                json.dump({"step": step + 1}, f)
+            os.replace(ckpt + ".tmp", ckpt)
+        if stop is not None and step + 1 == stop:
+            sys.exit(75)
+    if comm.rank == 0:
+        open(os.path.join(out, "done"), "w").write("ok")
+''')
+
+
+def test_kept_checkpoint_resumes_in_a_new_run_directory(tmp_path):
+    """``[train] keep``: a stopped stage's checkpoint is copied out of its run directory, and a
+    new run directory (a new machine: its own run folder lost) resumes from that copy."""
+    script = tmp_path / "stopping.py"
+    script.write_text(STOPPING)
+    keep = tmp_path / "kept" / "ckpt.json"
+
+    def plan(run: Path, *extra: str) -> list[Step]:
+        out = str(run / "count")
+        return [Step(Stage("count", ("python", str(script), out, *extra), mpi=True, ranks_per_node=2,
+                           threads=1, resume_file=out + "/ckpt.json", keep_file=str(keep),
+                           outputs=(out + "/done",)), "mpi")]
+
+    first = tmp_path / "first"
+    with pytest.raises(StageFailed) as e:
+        workflow.run(_cfg(), first, echo=lambda s: None, plan=plan(first, "--stop-at", "3"))
+    assert e.value.returncode == 75
+    assert json.loads(keep.read_text()) == {"step": 3}
+    assert "kept in" in (first / "logs" / "count.log").read_text()
+
+    second = tmp_path / "second"                          # nothing of the first run here
+    lines: list[str] = []
+    workflow.run(_cfg(), second, echo=lines.append, plan=plan(second))
+    log = (second / "logs" / "count.log").read_text()
+    assert "copied from the kept" in log and "start 3 resumed" in log, log
+    assert any(line.startswith("done: count") and "(resumed)" in line for line in lines), lines
+    assert json.loads(keep.read_text()) == {"step": 6}  # the finished state is kept too
+    assert not list(keep.parent.glob("*.part"))
+
+
 def test_independent_stages_run_side_by_side(tmp_path):
     """Parsl schedules the graph: two htex stages that only wait for the same MPI stage run at
     the same time on two workers, and a stage waiting for both starts after both ended."""
