@@ -117,7 +117,8 @@ def train(cfg: WorkflowConfig, run: RunDir, data: Path | None = None, out: Path 
     argv += ["--no-progress", *t.extra]
     ckpt = str(out / TRAIN_CHECKPOINT)
     return Stage(name, tuple(argv), outputs=(ckpt,), mpi=True, nodes=nodes or t.nodes, ranks_per_node=rpn,
-                 gpu=cfg.site.gpus_per_node > 0, resume_file=ckpt, keep_file=t.keep,
+                 gpu=cfg.site.gpus_per_node > 0, resume_file=ckpt,
+                 keep_file=str(Path(t.keep).absolute()) if t.keep else None,
                  threads=_threads(cfg.site.cpus_per_node, rpn))
 
 
