@@ -101,7 +101,9 @@ def test_list_and_collect(bench_dir, tmp_path, capsys):
 def test_failure_and_timeout_are_reported_and_cleaned_up(bench_dir, tmp_path):
     out = tmp_path / "out"
     t0 = time.monotonic()
-    runs = run_suites(["fail", "hang", "legacy"], quick=True, out=out, timeout_s=3, bench_dir=bench_dir)
+    # 15 s: enough for `legacy` (a record's environment imports torch) on two loaded cores,
+    # where 3 s once timed it out too
+    runs = run_suites(["fail", "hang", "legacy"], quick=True, out=out, timeout_s=15, bench_dir=bench_dir)
     status = {r.name: r.status for r in runs}
     assert status == {"fail": "failed", "hang": "timeout", "legacy": "ok"}  # the others still ran
     assert runs[0].returncode == 3 and "something broke" in runs[0].log.read_text()
@@ -117,7 +119,7 @@ def test_failure_and_timeout_are_reported_and_cleaned_up(bench_dir, tmp_path):
     status = json.loads((out / "logs" / "bench-status.json").read_text())["suites"]
     assert {k: v["status"] for k, v in status.items()} == {"fail": "failed", "hang": "timeout", "legacy": "ok"}
     html = build_report([out], tmp_path / "report").html.read_text()
-    assert "2 suites did not finish: fail (exit 3; log logs/fail.log); hang (stopped after 3" in html
+    assert "2 suites did not finish: fail (exit 3; log logs/fail.log); hang (stopped after 15" in html
 
 
 def test_unknown_suite_is_an_input_error(bench_dir, tmp_path, capsys):
