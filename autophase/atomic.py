@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -83,3 +84,10 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_json(path: str | os.PathLike, obj: Any, **dumps: Any) -> Path:
     """``json.dumps(obj, **dumps)`` plus a newline, written atomically; return the path."""
     return write_text(path, json.dumps(obj, **dumps) + "\n")
+
+
+def copy_file(src: str | os.PathLike, dst: str | os.PathLike, fsync: bool = False) -> Path:
+    """Copy ``src`` to ``dst`` atomically (``fsync`` as in :func:`atomic_path`); return ``dst``."""
+    with atomic_path(dst, fsync=fsync) as tmp:
+        shutil.copyfile(src, tmp)
+    return Path(dst)

@@ -40,17 +40,6 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
 
 
-def _copy_atomic(src: str, dst: str) -> None:
-    """Copy ``src`` to ``dst`` through a temporary file beside it: ``dst`` is whole or absent."""
-    import os
-    import shutil
-
-    os.makedirs(os.path.dirname(os.path.abspath(dst)), exist_ok=True)
-    tmp = f"{dst}.part"
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
-
-
 def _run(stage: str, command: str, log: str, resume_file: str | None, resume_flag: str,
          keep_file: str | None = None) -> dict:
     """Run ``command`` with ``bash -c``, appending its output to ``log``; return timings:
@@ -63,10 +52,12 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
     import subprocess
     import time
 
+    from autophase.atomic import copy_file
+
     os.makedirs(os.path.dirname(log), exist_ok=True)
     seeded = bool(resume_file and keep_file) and not os.path.exists(resume_file) and os.path.exists(keep_file)
     if seeded:
-        _copy_atomic(keep_file, resume_file)
+        copy_file(keep_file, resume_file)
     resumed = bool(resume_file) and os.path.exists(resume_file)
     if resumed:
         command = f"{command} {resume_flag}"
@@ -88,9 +79,10 @@ def _run(stage: str, command: str, log: str, resume_file: str | None, resume_fla
             proc.wait()
             raise
         finally:
-            # A stopped run is what keeping is for: copy whatever checkpoint it left.
+            # A stopped run is what keeping is for: copy whatever checkpoint it left, to
+            # disk (the copy is there to outlive the machine)
             if keep_file and resume_file and os.path.exists(resume_file):
-                _copy_atomic(resume_file, keep_file)
+                copy_file(resume_file, keep_file, fsync=True)
                 f.write(f"=== {resume_file}: kept in {keep_file}\n")
         seconds = time.perf_counter() - t0
         f.write(f"=== exit status {rc} after {seconds:.1f} s\n")

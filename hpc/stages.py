@@ -39,7 +39,8 @@ class Stage:
     ``resume_flag`` is appended to ``argv`` when ``resume_file`` already exists, so that a
     killed stage continues from its last checkpoint. ``keep_file``: a copy of ``resume_file``
     kept elsewhere — written after the command ends (stopped or not), and copied back in when
-    ``resume_file`` is absent, so that a new run directory on a new machine resumes. ``threads`` is ``OMP_NUM_THREADS`` per rank.
+    ``resume_file`` is absent, so that a new run directory on a new machine resumes.
+    ``threads`` is ``OMP_NUM_THREADS`` per rank.
     ``rank_invariant``: the outputs do not depend on the rank count (simulation: each
     crystal's seed derives from the run seed and its index), so a new count keeps them.
     """

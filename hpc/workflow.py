@@ -326,13 +326,13 @@ def _keep_checkpoints(plan: list[Step]) -> None:
     down (the command gets SIGTERM and checkpoints), and whether an app's own copy ran then is
     not certain, so the driver copies again once its workers are gone.
     """
-    from .apps import _copy_atomic
+    from autophase.atomic import copy_file
 
     for step in plan:
         src, keep = step.stage.resume_file, step.stage.keep_file
         if src and keep and os.path.exists(src):
             if not os.path.exists(keep) or os.path.getmtime(src) > os.path.getmtime(keep):
-                _copy_atomic(src, keep)
+                copy_file(src, keep, fsync=True)
 
 
 def _check_outputs(stage: Stage, reused: bool, run: RunDir) -> None:

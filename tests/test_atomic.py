@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from autophase.atomic import atomic_path, is_part_name, part_name, write_json, write_text
+from autophase.atomic import atomic_path, copy_file, is_part_name, part_name, write_json, write_text
 
 
 def test_write_replaces_whole_file(tmp_path):
@@ -34,3 +34,15 @@ def test_temporary_is_hidden_recognisable_and_keeps_suffix(tmp_path):
 def test_mode_is_set_before_the_rename(tmp_path):
     p = write_text(tmp_path / "job.sh", "#!/bin/sh\n", mode=0o755)
     assert p.stat().st_mode & 0o777 == 0o755
+
+
+def test_copy_file_is_whole_or_leaves_the_old_copy(tmp_path):
+    src = tmp_path / "src" / "ckpt.pt"
+    src.parent.mkdir()
+    src.write_bytes(b"state 1")
+    dst = tmp_path / "kept" / "ckpt.pt"                   # its folder is made
+    assert copy_file(src, dst, fsync=True) == dst and dst.read_bytes() == b"state 1"
+    with pytest.raises(FileNotFoundError):
+        copy_file(tmp_path / "src" / "absent.pt", dst)
+    assert dst.read_bytes() == b"state 1"
+    assert [q.name for q in dst.parent.iterdir()] == ["ckpt.pt"]

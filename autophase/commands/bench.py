@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autophase.atomic import atomic_path, write_json
+from autophase.atomic import copy_file, write_json
 from autophase.errors import InputError
 from autophase.paths import checkout_root
 
@@ -196,8 +195,7 @@ def _run_one(name: str, script: Path, quick: bool, out: Path, timeout_s: float |
         for p in fresh:
             dest = out / p.name
             if p != dest.resolve():
-                with atomic_path(dest) as tmp:
-                    shutil.copyfile(p, tmp)
+                copy_file(p, dest)
             res.records.append(dest)
     if staged is not None:
         staged.unlink(missing_ok=True)

@@ -203,14 +203,13 @@ class ModelStore:
     def add(self, checkpoint: str | os.PathLike) -> str:
         """Copy a checkpoint into the store as ``<version>.pt``; its version."""
         from ..model.checkpoint import file_sha256, read_checkpoint
-        from ..atomic import atomic_path
+        from ..atomic import copy_file
 
         read_checkpoint(checkpoint)  # a readable autophase checkpoint, or an InputError naming it
         version = file_sha256(checkpoint)[:16]
         dst = self.dir / f"{version}.pt"
         if not dst.is_file():
-            with atomic_path(dst) as tmp:
-                shutil.copyfile(checkpoint, tmp)
+            copy_file(checkpoint, dst)
         return version
 
     def path(self, version: str) -> Path:
