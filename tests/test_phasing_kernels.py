@@ -33,3 +33,59 @@ def test_engine_warm_up_compiles_the_loops_own_signatures(tmp_path):
     r = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split()[-2:] == ["same", "4"]
+
+
+def test_fftw_threads_here_is_per_thread_and_changes_no_answer():
+    """The watch service asks for 2 FFTW threads on its own thread (it refines one pattern at
+    a time); phasing elsewhere keeps its engines, and the iterations give the same object."""
+    import threading
+
+    import numpy as np
+    from autophase import phase
+    from autophase.phasing.cpu import engine_for, fftw_threads_here
+
+    z, y, x = np.mgrid[:16, :16, :16] - 8
+    obj = ((z ** 2 + 2 * y ** 2 + x ** 2) < 12).astype(np.complex64) * np.exp(0.3j * z).astype(np.complex64)
+    mag = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj)))).astype(np.float32)
+    seen = {}
+
+    def other():
+        seen["other"] = engine_for((16, 16, 16)).threads
+
+    try:
+        fftw_threads_here(2)
+        assert engine_for((16, 16, 16)).threads == 2
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert seen["other"] == int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1"))
+        two = phase(mag, schedule="30*ER", seed=3, starts=1)
+    finally:
+        fftw_threads_here(None)
+    one = phase(mag, schedule="30*ER", seed=3, starts=1)
+    assert engine_for((16, 16, 16)).threads == int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1"))
+    assert np.allclose(two.object, one.object, rtol=0, atol=1e-4 * np.abs(one.object).max())
+    assert abs(two.chi2 - one.chi2) <= 1e-5 * max(one.chi2, 1e-12)
+    try:
+        fftw_threads_here(0)
+    except ValueError as e:
+        assert "FFTW threads" in str(e)
+    else:
+        raise AssertionError("0 threads accepted")
+
+
+def test_all_measured_pattern_draws_the_same_free_set_as_no_mask():
+    """prepare() passes measured=None when every voxel is measured, so the per-process copy
+    of the free mask serves it; the set must be the one an explicit all-True mask draws."""
+    import numpy as np
+    from autophase.phasing.api import prepare
+    from autophase.physics.metrics import _draw_free_mask
+
+    mag = np.random.default_rng(0).random((24, 24, 24)).astype(np.float32)
+    p = prepare(mag, None, 0.05, seed=4)
+    explicit = _draw_free_mask((24, 24, 24), 0.05, 3, 0.1, np.ones((24, 24, 24), bool), 4)
+    assert p.free.any() and np.array_equal(p.free, explicit)
+    gap = np.ones((24, 24, 24), bool)
+    gap[:, 10:12] = False
+    q = prepare(mag, gap, 0.05, seed=4)
+    assert not (q.free & ~gap).any()

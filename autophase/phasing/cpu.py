@@ -28,7 +28,7 @@ import pyfftw
 from . import kernels, wisdom
 from .support import gaussian_transfer
 
-__all__ = ["CpuEngine", "engine_for", "start_kernels"]
+__all__ = ["CpuEngine", "engine_for", "fftw_threads_here", "start_kernels"]
 
 _PLAN_LOCK = threading.Lock()  # FFTW's planner is not thread-safe
 
@@ -73,6 +73,7 @@ class CpuEngine:
         self.shape = tuple(shape)
         self.n = int(np.prod(shape))
         th = _threads() if threads is None else threads
+        self.threads = th
         e = pyfftw.empty_aligned
         self.x = e(shape, dtype="complex64")       # current object
         self.F = e(shape, dtype="complex64")       # transform buffer (in-place inverse)
@@ -159,12 +160,25 @@ class CpuEngine:
 _ENGINES = threading.local()
 
 
+def fftw_threads_here(threads: int | None) -> None:
+    """FFTW threads per transform for the engines the *calling thread* gets from
+    :func:`engine_for` from now on; ``None`` goes back to ``AUTOPHASE_FFTW_THREADS`` (default 1).
+
+    One thread suits phasing, whose starts run on parallel threads; a caller that refines
+    one pattern at a time on otherwise idle cores (the watch service) asks for more.
+    """
+    if threads is not None and int(threads) < 1:
+        raise ValueError(f"FFTW threads must be >= 1, got {threads}")
+    _ENGINES.threads = None if threads is None else int(threads)
+
+
 def engine_for(shape: tuple[int, int, int]) -> CpuEngine:
-    """A cached engine per (thread, shape): plans are made once, buffers reused."""
+    """A cached engine per (thread, shape, FFTW threads): plans are made once, buffers reused."""
     cache = getattr(_ENGINES, "cache", None)
     if cache is None:
         cache = _ENGINES.cache = {}
-    key = tuple(shape)
+    threads = getattr(_ENGINES, "threads", None) or _threads()
+    key = (tuple(shape), threads)
     if key not in cache:
-        cache[key] = CpuEngine(key)
+        cache[key] = CpuEngine(key[0], threads=threads)
     return cache[key]
