@@ -40,7 +40,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["SIMULATED_SOURCES", "external_sources", "score_no_truth", "run_external"]
+__all__ = ["SIMULATED_SOURCES", "external_sources", "score_answer", "score_no_truth", "run_external"]
 
 SIMULATED_SOURCES = ("generator2",)
 
@@ -71,7 +71,9 @@ def score_no_truth(obj: np.ndarray, mag: np.ndarray, measured: np.ndarray | None
             "llk_free": float(llk_free((F.astype(np.float64) * s) ** 2, m.astype(np.float64) ** 2, free))}
 
 
-def _score(obj, mag, measured, truth) -> dict[str, Any]:
+def score_answer(obj, mag, measured, truth) -> dict[str, Any]:
+    """:func:`score_no_truth`, and with a truth :func:`autophase.physics.metrics.compare_to_truth`
+    (complex and phase error, SSIM, after sub-voxel alignment): how every answer is scored."""
     from .physics.metrics import compare_to_truth
 
     out: dict[str, Any] = score_no_truth(obj, mag, measured)
@@ -159,14 +161,14 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
             row: dict[str, Any] = {"name": it.name, "seed": int(it.seed),
                                    "noise_floor_chi2": it.noise_floor_chi2,
                                    "photons": float((mag[meas].astype(np.float64) ** 2).sum())}
-            row["nn"] = {**_score(p.object, mag, meas, truth), "seconds": p.seconds_nn, "symmetries": p.symmetries}
+            row["nn"] = {**score_answer(p.object, mag, meas, truth), "seconds": p.seconds_nn, "symmetries": p.symmetries}
             r = refine_prediction(p, mag, meas, refine, refinement)
-            row["refine"] = {**_score(r.object, mag, meas, truth), "seconds": p.seconds_nn + r.seconds_refine}
+            row["refine"] = {**score_answer(r.object, mag, meas, truth), "seconds": p.seconds_nn + r.seconds_refine}
             runs = []
             for j in range(1 if is_sim else phasing_starts):
                 t0 = time.perf_counter()
                 res = phase(mag, meas, seed=int(it.seed) + j)
-                runs.append((res, {**_score(res.object, mag, meas, truth), "seconds": time.perf_counter() - t0,
+                runs.append((res, {**score_answer(res.object, mag, meas, truth), "seconds": time.perf_counter() - t0,
                                    "seed": int(it.seed) + j}))
             if is_sim:
                 row["phasing"] = runs[0][1]
@@ -175,7 +177,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
                 row["phasing"] = runs[int(order[len(order) // 2])][1]
                 row["phasing_runs"] = [s for _, s in runs]
             ref = truth if truth is not None else runs[int(np.argsort([s["chi2"] for _, s in runs])[0])][0].object
-            row["sphere"] = _score(sphere_baseline(ref), mag, meas, truth)
+            row["sphere"] = score_answer(sphere_baseline(ref), mag, meas, truth)
             row["sphere"]["volume_from"] = "truth" if truth is not None else "best phasing run's |ρ| > 0.1 max"
             rows.append(row)
             if progress:

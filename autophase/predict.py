@@ -18,9 +18,9 @@ comparable with iterative phasing (:class:`autophase.phasing.PhasingResult`):
 ``K*ER`` and the prediction as the start (the paper's refinement: 50 ER iterations from
 the network's output, support from its thresholded amplitude); then the phasing result's
 figures are reported. How the support starts and is updated is a :class:`Refinement`
-(defaults: the predicted amplitude > 0.2 of its maximum, shrink-wrapped every 5 iterations
-at 0.15; the paper's fixed support is ``shrink_wrap_every=0``, which left χ² 2–4× higher
-in every test here; docs/training.md).
+(defaults: the predicted amplitude > 0.1 of its maximum, shrink-wrapped every 5 iterations
+at 0.1, phasing's own threshold; the paper's fixed support is ``shrink_wrap_every=0``, which
+left χ² 2–4× higher in every test here; docs/training.md).
 
 For a pattern whose single pass fits the data worse than χ² 0.008 (``average_above``),
 the network's answer is the aligned mean over 4 symmetric copies of it (``symmetries``,
@@ -73,18 +73,19 @@ class Refinement:
     shrink_wrap_every : J; the support is recomputed every J iterations (0: fixed, the paper).
     sw_threshold, sw_sigma : shrink-wrap S ← (|ρ| ∗ G_σ) > sw_threshold · max (σ in voxels).
 
-    The defaults — start at 0.2, shrink-wrap every 5 iterations at 0.15 — were chosen on
-    200 held-out simulated crystals (seeds 12 and 13) with the shipped model averaged over
-    4 symmetries: χ² within 1.2× of 600-iteration phasing on 80 % / 81 % of them, against
-    75 % / 75 % with phasing's own support settings (start 0.1, every 10 at 0.2). Looser
-    still (at 0.1: 82 %) lets a continuous rim of wrapped phase into the support on the
-    measured scan 54; at 0.15 a few isolated surface voxels remain (docs/training.md,
-    "Symmetry averaging"). ``Refinement(0.1, 10, 0.2)`` is the earlier, tighter choice.
+    The defaults — start at 0.1, shrink-wrap every 5 iterations at 0.1, phasing's own
+    threshold since issue 14 — were chosen on three sources (the simulator, the second
+    generator, scan 54) and confirmed on two sets used for nothing else; against the
+    earlier start 0.2 / every 5 at 0.15, chosen on the simulator alone, χ² and LLK_free fall
+    on the second generator and on scan 54, at the price of a rim of weak, wrapped-phase
+    surface voxels like the one phasing's own answer has (docs/training.md, "The
+    refinement's support, chosen on three sources"). ``Refinement(0.2, 5, 0.15)`` is that
+    earlier choice, ``Refinement(0.1, 10, 0.2)`` the one before it.
     """
 
-    start_threshold: float = 0.2
+    start_threshold: float = 0.1
     shrink_wrap_every: int = 5
-    sw_threshold: float = 0.15
+    sw_threshold: float = 0.1
     sw_sigma: float = 1.0
 
     def start_support(self, obj: np.ndarray, support: np.ndarray) -> np.ndarray:

@@ -628,11 +628,27 @@ def _precision(r: dict[str, Any], p: Parts) -> None:
                      group="precision", label=f"{metric}: fraction of items bf16 worse by > 5 %", params=params)
 
 
+def _refinement(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_refinement.py: NN + 50 ER under several support settings, per source."""
+    for set_key, body in _d(r.get("sets")).items():
+        source, _, seed = str(set_key).partition("=")
+        for setting, s in _d(_d(body).get("summary")).items():
+            s = _d(s)
+            params = {"source": source, "set": seed, "setting": setting}
+            p.metric("refinement.within_1.2x", s.get("fraction_chi2_within_1.2x_phasing"), "1", "higher",
+                     group="refinement", label="fraction with χ² ≤ 1.2 × phasing's", params=params)
+            p.metric("refinement.chi2_ratio", s.get("median_chi2_ratio"), "x", "lower", group="refinement",
+                     label="median χ² / phasing's", params=params)
+            if "median_phase_error_rad" in s:
+                p.metric("refinement.phase_error", s.get("median_phase_error_rad"), "rad", "lower",
+                         group="refinement", label="median phase error", params=params)
+
+
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
     "live": _live, "live-page": _live_page, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
-    "external": _external, "scan54": _scan54, "precision": _precision,
+    "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
 }
 
 
@@ -646,7 +662,7 @@ def kind_of(suite: str) -> str:
     """The record kind of a suite: scaling, evaluation, training or benchmark."""
     if suite.startswith("scaling-"):
         return "scaling"
-    if suite in ("evaluate", "external", "scan54", "precision"):
+    if suite in ("evaluate", "external", "scan54", "precision", "refinement"):
         return "evaluation"
     if suite in ("learn", "finetune"):
         return "training"

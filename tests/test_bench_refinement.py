@@ -1,0 +1,46 @@
+"""benchmarks/bench_refinement.py: its truth-free rim measure, and that it will not be
+pointed at issue 15's acceptance set (generator2 set 1) or take a malformed setting."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_refinement as br  # noqa: E402
+
+
+def _ball(n=32, r=9.0):
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    return np.sqrt(z ** 2 + y ** 2 + x ** 2) < r, z
+
+
+def test_surface_wraps_counts_a_rim_of_opposite_phase_and_not_a_smooth_ramp():
+    s, z = _ball()
+    smooth = s * np.exp(0.15j * z)
+    assert br.surface_wraps(smooth, s) == 0.0
+    from scipy import ndimage
+
+    rim = s & ~ndimage.binary_erosion(s)
+    flipped = np.where(rim & (z > 0), -smooth, smooth)  # the upper half of the surface wrapped by π
+    f = br.surface_wraps(flipped, s)
+    assert 0.35 < f < 0.65
+    assert np.isnan(br.surface_wraps(smooth, np.zeros_like(s)))
+
+
+def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
+    assert br.parse_sets("simulator=12,generator2=0,scan54=0") == [("simulator", 12), ("generator2", 0),
+                                                                      ("scan54", 0)]
+    with pytest.raises(ValueError, match="acceptance set"):
+        br.parse_sets("generator2=1")
+    with pytest.raises(ValueError, match="source=seed"):
+        br.parse_sets("generator2")
+    (key, how), = br.parse_settings("0.1/5/0.1/1")
+    assert key == "0.1/5/0.1/1" and (how.start_threshold, how.shrink_wrap_every, how.sw_threshold) == (0.1, 5, 0.1)
+    with pytest.raises(ValueError, match="start/every/threshold/sigma"):
+        br.parse_settings("0.1/5/0.1")
+    with pytest.raises(ValueError, match="1.5/5/0.1/1"):
+        br.parse_settings("1.5/5/0.1/1")
