@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 CODE = r"""
 import numpy as np
 from autophase import phase
@@ -35,9 +37,10 @@ def test_engine_warm_up_compiles_the_loops_own_signatures(tmp_path):
     assert r.stdout.split()[-2:] == ["same", "4"]
 
 
-def test_fftw_threads_here_is_per_thread_and_changes_no_answer():
+def test_fftw_threads_here_is_per_thread_and_changes_no_answer(monkeypatch):
     """The watch service asks for 2 FFTW threads on its own thread (it refines one pattern at
-    a time); phasing elsewhere keeps its engines, and the iterations give the same object."""
+    a time); phasing elsewhere keeps its engines, the iterations give the same object, and a
+    user's AUTOPHASE_FFTW_THREADS wins over the request."""
     import threading
 
     import numpy as np
@@ -48,6 +51,7 @@ def test_fftw_threads_here_is_per_thread_and_changes_no_answer():
     obj = ((z ** 2 + 2 * y ** 2 + x ** 2) < 12).astype(np.complex64) * np.exp(0.3j * z).astype(np.complex64)
     mag = np.abs(np.fft.fftshift(np.fft.fftn(np.fft.ifftshift(obj)))).astype(np.float32)
     seen = {}
+    monkeypatch.delenv("AUTOPHASE_FFTW_THREADS", raising=False)
 
     def other():
         seen["other"] = engine_for((16, 16, 16)).threads
@@ -58,25 +62,24 @@ def test_fftw_threads_here_is_per_thread_and_changes_no_answer():
         t = threading.Thread(target=other)
         t.start()
         t.join()
-        assert seen["other"] == int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1"))
+        assert seen["other"] == 1
         two = phase(mag, schedule="30*ER", seed=3, starts=1)
+        monkeypatch.setenv("AUTOPHASE_FFTW_THREADS", "1")
+        assert engine_for((16, 16, 16)).threads == 1
+        monkeypatch.delenv("AUTOPHASE_FFTW_THREADS")
     finally:
         fftw_threads_here(None)
     one = phase(mag, schedule="30*ER", seed=3, starts=1)
-    assert engine_for((16, 16, 16)).threads == int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1"))
+    assert engine_for((16, 16, 16)).threads == 1
     assert np.allclose(two.object, one.object, rtol=0, atol=1e-4 * np.abs(one.object).max())
     assert abs(two.chi2 - one.chi2) <= 1e-5 * max(one.chi2, 1e-12)
-    try:
+    with pytest.raises(ValueError, match="FFTW threads"):
         fftw_threads_here(0)
-    except ValueError as e:
-        assert "FFTW threads" in str(e)
-    else:
-        raise AssertionError("0 threads accepted")
 
 
 def test_all_measured_pattern_draws_the_same_free_set_as_no_mask():
-    """prepare() passes measured=None when every voxel is measured, so the per-process copy
-    of the free mask serves it; the set must be the one an explicit all-True mask draws."""
+    """free_mask serves an all-True mask (what prepare() passes when every voxel is measured)
+    from its per-process copy; the set must be the one an explicit draw with that mask gives."""
     import numpy as np
     from autophase.phasing.api import prepare
     from autophase.physics.metrics import _draw_free_mask

@@ -464,12 +464,11 @@ class WatchService:
         single_blas_thread()
         # the refinement's FFTW plans: one thread per engine is phasing's default because it
         # runs its starts side by side; here one pattern is refined at a time, so this thread's
-        # transforms get two (a user's AUTOPHASE_FFTW_THREADS is kept). Before the warm-up plans them.
+        # transforms get two (a user's AUTOPHASE_FFTW_THREADS still wins). Before the warm-up plans them.
         from ..phasing.cpu import fftw_threads_here
         from ..physics.forward import fft_workers
 
-        if "AUTOPHASE_FFTW_THREADS" not in os.environ:
-            fftw_threads_here(min(2, fft_workers()))
+        fftw_threads_here(min(2, fft_workers()))
         c.out.mkdir(parents=True, exist_ok=True)
         self._clean_parts()
         self.extras = _Extras() if c.plot or c.fmt == "cxi" else None

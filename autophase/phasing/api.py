@@ -211,9 +211,7 @@ def prepare(mag: np.ndarray, measured: np.ndarray | None, free_fraction: float, 
     bad = ~np.isfinite(mag) | (mag < 0)
     meas = ~bad if measured is None else (np.asarray(measured, bool) & ~bad)
     mag = np.where(meas, mag, 0).astype(np.float32)
-    # every voxel measured (the usual case): free_mask(measured=None) draws the same mask and
-    # keeps it per process — ≈13 ms a call at 64³ otherwise, once per refined prediction
-    free = (metrics.free_mask(mag.shape, free_fraction, measured=None if meas.all() else meas, seed=seed)
+    free = (metrics.free_mask(mag.shape, free_fraction, measured=meas, seed=seed)
             if free_fraction > 0 else np.zeros(mag.shape, bool))
     constrained = meas & ~free
     n = mag.size

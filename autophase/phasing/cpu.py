@@ -56,8 +56,13 @@ def start_kernels() -> threading.Thread:
         return _KERNELS
 
 
-def _threads() -> int:
-    return max(1, int(os.environ.get("AUTOPHASE_FFTW_THREADS", "1")))
+def _threads(requested: int | None = None) -> int:
+    """FFTW threads per transform: the user's ``AUTOPHASE_FFTW_THREADS`` if set, else
+    ``requested`` (a caller's choice, :func:`fftw_threads_here`), else 1."""
+    env = os.environ.get("AUTOPHASE_FFTW_THREADS")
+    if env:
+        return max(1, int(env))
+    return requested or 1
 
 
 class CpuEngine:
@@ -162,7 +167,8 @@ _ENGINES = threading.local()
 
 def fftw_threads_here(threads: int | None) -> None:
     """FFTW threads per transform for the engines the *calling thread* gets from
-    :func:`engine_for` from now on; ``None`` goes back to ``AUTOPHASE_FFTW_THREADS`` (default 1).
+    :func:`engine_for` from now on, unless the user set ``AUTOPHASE_FFTW_THREADS`` (that
+    wins); ``None`` goes back to the default (1).
 
     One thread suits phasing, whose starts run on parallel threads; a caller that refines
     one pattern at a time on otherwise idle cores (the watch service) asks for more.
@@ -177,7 +183,7 @@ def engine_for(shape: tuple[int, int, int]) -> CpuEngine:
     cache = getattr(_ENGINES, "cache", None)
     if cache is None:
         cache = _ENGINES.cache = {}
-    threads = getattr(_ENGINES, "threads", None) or _threads()
+    threads = _threads(getattr(_ENGINES, "threads", None))
     key = (tuple(shape), threads)
     if key not in cache:
         cache[key] = CpuEngine(key[0], threads=threads)
