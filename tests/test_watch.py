@@ -249,3 +249,40 @@ def test_precision_auto_is_bf16_only_where_the_network_answer_is_the_product():
     # an explicit choice is kept as given
     assert resolve_precision("bf16", refine=50, **kw) == "bf16"
     assert resolve_precision("fp32", refine=0, **kw) == "fp32"
+
+
+def test_pick_precision_keeps_bf16_only_when_clearly_faster():
+    from autophase.live.service import BF16_MARGIN, pick_precision
+
+    assert pick_precision({"fp32": 0.072, "bf16": 0.092}) == "fp32"  # AVX-512 BF16 without AMX
+    assert pick_precision({"fp32": 0.034, "bf16": 0.023}) == "bf16"
+    assert pick_precision({"fp32": 0.050, "bf16": 0.050 * (BF16_MARGIN + 0.02)}) == "fp32"  # a near tie: fp32
+
+
+def test_precision_auto_times_both_compiled_networks_and_keeps_the_faster(tmp_path, model_path, monkeypatch):
+    """The real compile and timing, on the tiny network, with the CPU-flag question answered
+    yes (so that the timing runs on any CPU): the kept network is compiled, in the chosen
+    arithmetic, and a reload (a promoted model) reuses the choice without timing again."""
+    import torch
+
+    import autophase.predict as predict_mod
+    from autophase.live.service import WatchConfig, WatchService, pick_precision
+
+    monkeypatch.setattr(predict_mod, "native_bf16_cpu", lambda: True)
+    (tmp_path / "in").mkdir()
+    svc = WatchService(WatchConfig(inbox=tmp_path / "in", out=tmp_path / "out", model=str(model_path), refine=0,
+                                   compile=True, precision="auto", plot=False))
+    svc._load_predictor(model_path)
+    p = svc.predictor
+    assert set(svc.precision_seconds) == {"fp32", "bf16"} and all(s > 0 for s in svc.precision_seconds.values())
+    choice = pick_precision(svc.precision_seconds)
+    assert p.precision == choice and p.compiled and p.batch_size == 1
+    want = torch.bfloat16 if choice == "bf16" else torch.float32
+    assert next(p.net.parameters()).dtype == want
+    amp, ph = p._forward(_pattern(1)[None] ** 0.5)
+    assert amp.dtype == np.float32 and np.isfinite(amp).all() and np.isfinite(ph).all()
+
+    timed = dict(svc.precision_seconds)
+    svc._load_predictor(model_path)  # as after a promotion
+    assert svc.predictor is not p and svc.predictor.precision == choice and svc.predictor.compiled
+    assert svc.precision_seconds == timed

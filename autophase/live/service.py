@@ -195,6 +195,19 @@ def resolve_precision(requested: str, refine: int, backend: str, device_type: st
     return "fp32"
 
 
+# ``auto`` keeps bfloat16 only where its compiled pass is at least this much faster than
+# float32's, timed on the machine at start-up: the CPU flag alone did not say (a CPU with
+# AVX-512 BF16 but no AMX ran the compiled bf16 pass slower than fp32, docs/watch.md);
+# near a tie float32, the reference arithmetic, wins
+BF16_MARGIN = 0.9
+
+
+def pick_precision(seconds: dict[str, float], margin: float = BF16_MARGIN) -> str:
+    """"bf16" if the compiled bfloat16 pass took ≤ ``margin`` × the float32 one
+    (``seconds`` = {"fp32": s, "bf16": s}, medians of passes of one pattern), else "fp32"."""
+    return "bf16" if seconds["bf16"] <= margin * seconds["fp32"] else "fp32"
+
+
 def _extras_main(jobs, done, abandon) -> None:  # pragma: no cover - runs in the child process
     """The pictures/VTK process: low priority; ignores SIGINT (a Ctrl-C reaches the whole
     process group: the parent decides), but not SIGTERM, with which multiprocessing ends a
@@ -324,6 +337,8 @@ class WatchService:
         self.stopping = threading.Event()
         self.signals = 0
         self.predictor = None
+        self._auto_precision: str | None = None  # --precision auto's timed choice, once per service
+        self.precision_seconds: dict[str, float] = {}
         self.model_version = ""
         self._models_stamp = None
         self.learner = None
@@ -349,12 +364,52 @@ class WatchService:
 
         prec = resolve_precision(c.precision, refine=c.refine, backend=p.backend, device_type=p.device.type,
                                  compiled=c.compile, native_bf16=native_bf16_cpu)
+        if prec == "bf16" and c.precision == "auto":
+            # a candidate only: both compiled networks are timed and the faster kept, once per
+            # service (a promoted model reuses the choice)
+            if self._auto_precision is None:  # leaves p compiled in the faster one
+                self._auto_precision = self._time_precisions(p)
+                self.predictor = p
+                self.model_version = str(p.meta.get("version", ""))
+                return
+            prec = self._auto_precision
         if prec != "fp32":
             p.set_precision(prec)
         if c.compile:
             self._compile(p)
         self.predictor = p
         self.model_version = str(p.meta.get("version", ""))
+
+    def _time_precisions(self, p) -> str:
+        """Compile the network in float32 and in bfloat16, time a pass of each on this
+        machine (median of 5 after one untimed), keep the faster (:func:`pick_precision`)
+        compiled in ``p`` and return its name. Start-up pays a second compile."""
+        import copy
+
+        x = self._synthetic(p.size)[None]
+        fp32_eager = copy.deepcopy(p.net)
+        seconds, kept = {}, {}
+        for prec in ("fp32", "bf16"):
+            if prec == "bf16":
+                p.net, p.compiled, p.batch_size = fp32_eager, False, self.cfg.batch_size
+                p.set_precision("bf16")
+            self._compile(p)
+            with self._freezing():
+                p._forward(x)
+                times = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    p._forward(x)
+                    times.append(time.perf_counter() - t0)
+            seconds[prec] = float(np.median(times))
+            kept[prec] = (p.net, p.compiled, p.batch_size)
+        choice = pick_precision(seconds)
+        p.net, p.compiled, p.batch_size = kept[choice]
+        p.precision = p.meta["precision"] = choice
+        self.precision_seconds = seconds
+        print(f"watch: --precision auto: a compiled pass takes {seconds['fp32'] * 1e3:.0f} ms in float32, "
+              f"{seconds['bf16'] * 1e3:.0f} ms in bfloat16 on this machine: {choice}", file=sys.stderr, flush=True)
+        return choice
 
     def _compile(self, p) -> None:
         """The network through inductor with *freezing* (weights as constants, pre-packed for
