@@ -29,6 +29,17 @@ surface is what made 0.1 lose to 0.15 in session 5; the χ² does not show it).
 
 Settings are written start/every/threshold/σ, e.g. ``0.2/5/0.15/1`` (the default).
 Generator2 set 1 is issue 15's acceptance set: this script refuses it.
+
+``--candidates`` asks another question with the default refinement: does it pay to refine
+several of the network's answers and keep the one with the lowest LLK_free (no truth
+needed)? The candidates are the single pass ("id"), each of the three 180°-rotated copies
+mapped back ("r1", "r2", "r3", :mod:`autophase.model.symmetry`), and the 4- and 8-copy
+averages ("avg4", "avg8"); each gets 50 ER. The record's "settings" are then rules:
+"current" (what ``predict`` does: avg4 where the single pass's χ² > 0.008, else id), each
+candidate alone, and "best-of-5" / "best-of-6" by LLK_free after ER (5 and 6 × the ER).
+
+    .venv/bin/python benchmarks/bench_refinement.py --candidates --n 30 \
+        --sets generator2=2,simulator=22 --out benchmarks/results/refinement-candidates-cpu.json
 """
 from __future__ import annotations
 
@@ -137,6 +148,38 @@ def _slices(path: Path, answers: dict[str, np.ndarray], title: str) -> None:
     plt.close(fig)
 
 
+CANDIDATE_RULES = ("current", "id", "r1", "r2", "r3", "avg4", "avg8", "best-of-5", "best-of-6")
+
+
+def candidate_answers(predictor, mag, meas, refine: int) -> dict[str, tuple[float, object]]:
+    """{candidate: (its single-answer χ², NN + ``refine`` ER Prediction)} for one pattern
+    (module docstring, ``--candidates``); the default :class:`Refinement` throughout."""
+    from autophase.model.symmetry import SYMMETRIES, apply, average, undo
+    from autophase.predict import Prediction, _complex, finish_prediction, refine_prediction
+
+    a, ph = predictor._forward(np.stack([apply(mag, g) for g in SYMMETRIES]))
+    answers = [_complex(a[k], ph[k]) for k in range(len(SYMMETRIES))]
+    back = [undo(x, g) for x, g in zip(answers, SYMMETRIES)]
+    cands = {"id": back[0], "r1": back[1], "r2": back[2], "r3": back[3],
+             "avg4": average(answers[:4], SYMMETRIES[:4]), "avg8": average(answers, SYMMETRIES)}
+    out = {}
+    for key, rho in cands.items():
+        obj, sup, c2, lf = finish_prediction(np.abs(rho), np.angle(rho), mag, meas, predictor.threshold)
+        out[key] = (c2, refine_prediction(Prediction(obj, sup, c2, lf), mag, meas, refine))
+    return out
+
+
+def pick_candidates(scored: dict[str, dict], nn_chi2_id: float, average_above: float) -> dict[str, dict]:
+    """The rules of ``--candidates`` applied to one pattern's scored candidates."""
+    def best(keys):
+        return min((scored[k] for k in keys), key=lambda s: s["llk_free"])
+
+    return {"current": scored["avg4"] if nn_chi2_id > average_above else scored["id"],
+            **{k: scored[k] for k in ("id", "r1", "r2", "r3", "avg4", "avg8")},
+            "best-of-5": best(("id", "r1", "r2", "r3", "avg4")),
+            "best-of-6": best(("id", "r1", "r2", "r3", "avg4", "avg8"))}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=30, help="items per simulated source (default 30)")
@@ -146,6 +189,8 @@ def main(argv=None) -> int:
     ap.add_argument("--refine", type=int, default=50)
     ap.add_argument("--phasing-starts", type=int, default=3, help="seeds of phasing on a measured scan")
     ap.add_argument("--slices", default=None, help="a folder for the measured scans' slice pictures")
+    ap.add_argument("--candidates", action="store_true",
+                    help="refine several network answers, keep the lowest LLK_free (module docstring)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -164,7 +209,8 @@ def main(argv=None) -> int:
 
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
-           "settings": {k: r.to_dict() for k, r in settings}, "sets": {}, "note": a.note}
+           "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else {k: r.to_dict() for k, r in settings}),
+           "sets": {}, "note": a.note}
     for name, seed in sets:
         items = load_source(name, a.n if name != "scan54" else 1, seed)
         rows = []
@@ -185,7 +231,14 @@ def main(argv=None) -> int:
             row["phasing"] = sorted(runs, key=lambda s: s["chi2"])[len(runs) // 2]
             row["refine"] = {}
             answers = {}
-            for key, how in settings:
+            if a.candidates:
+                got = candidate_answers(predictor, mag, meas, a.refine)
+                scored = {k: {**score_answer(r.object, mag, meas, truth), "nn_chi2": c2,
+                              "support_voxels": int(np.count_nonzero(r.support)),
+                              "surface_wraps": surface_wraps(r.object, r.support), "seconds": r.seconds_refine}
+                          for k, (c2, r) in got.items()}
+                row["refine"] = pick_candidates(scored, got["id"][0], predictor.average_above)
+            for key, how in ([] if a.candidates else settings):
                 t0 = time.perf_counter()
                 r = refine_prediction(p, mag, meas, a.refine, how)
                 row["refine"][key] = {**score_answer(r.object, mag, meas, truth),
@@ -203,7 +256,7 @@ def main(argv=None) -> int:
             print(name, seed, it.name, "phasing %.4g" % row["phasing"]["chi2"],
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
-        for key, _ in settings:
+        for key in (CANDIDATE_RULES if a.candidates else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

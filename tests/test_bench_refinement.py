@@ -44,3 +44,25 @@ def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
         br.parse_settings("0.1/5/0.1")
     with pytest.raises(ValueError, match="1.5/5/0.1/1"):
         br.parse_settings("1.5/5/0.1/1")
+
+
+def test_candidate_rules_pick_by_llk_free_and_current_follows_predict():
+    scored = {k: {"llk_free": v, "chi2": v} for k, v in
+              dict(id=5.0, r1=4.0, r2=3.0, r3=6.0, avg4=3.5, avg8=2.0).items()}
+    got = br.pick_candidates(scored, nn_chi2_id=0.02, average_above=0.008)
+    assert got["current"] is scored["avg4"] and got["best-of-5"] is scored["r2"] and got["best-of-6"] is scored["avg8"]
+    assert br.pick_candidates(scored, nn_chi2_id=0.005, average_above=0.008)["current"] is scored["id"]
+    assert set(got) == set(br.CANDIDATE_RULES)
+
+
+def test_candidate_answers_refine_every_candidate_from_the_real_network(model_path):
+    from autophase.physics.forward import far_field
+    from autophase.predict import Predictor
+
+    s, z = _ball(64, 8.0)
+    I = np.abs(far_field((s * np.exp(0.2j * z / 4)).astype(np.complex64))) ** 2
+    mag = np.sqrt(I * 1e6 / I.sum()).astype(np.float32)
+    got = br.candidate_answers(Predictor(str(model_path)), mag, None, refine=3)
+    assert set(got) == {"id", "r1", "r2", "r3", "avg4", "avg8"}
+    for c2, r in got.values():
+        assert np.isfinite(c2) and np.isfinite(r.chi2) and r.refine_iterations == 3 and r.object.shape == mag.shape

@@ -282,6 +282,7 @@ def test_precision_auto_times_both_compiled_networks_and_keeps_the_faster(tmp_pa
     amp, ph = p._forward(_pattern(1)[None] ** 0.5)
     assert amp.dtype == np.float32 and np.isfinite(amp).all() and np.isfinite(ph).all()
 
+    assert svc._precision_note().startswith(" (auto: fp32 ") and "bf16" in svc._precision_note()  # in `ready`
     timed = dict(svc.precision_seconds)
     svc._load_predictor(model_path)  # as after a promotion
     assert svc.predictor is not p and svc.predictor.precision == choice and svc.predictor.compiled

@@ -380,6 +380,11 @@ class WatchService:
         self.predictor = p
         self.model_version = str(p.meta.get("version", ""))
 
+    def _precision_note(self) -> str:
+        """" (auto: fp32 72 ms, bf16 92 ms a pass)" after a timed choice, else ""."""
+        t = self.precision_seconds
+        return f" (auto: fp32 {t['fp32'] * 1e3:.0f} ms, bf16 {t['bf16'] * 1e3:.0f} ms a pass)" if t else ""
+
     def _time_precisions(self, p) -> str:
         """Compile the network in float32 and in bfloat16, time a pass of each on this
         machine (median of 5 after one untimed), keep the faster (:func:`pick_precision`)
@@ -547,7 +552,8 @@ class WatchService:
                   file=sys.stderr, flush=True)
         dev = self.predictor.device
         self.echo(f"ready: watching {c.inbox} -> {c.out} (model {self.model_version}, refine {c.refine}, "
-                  f"format {c.fmt}, device {dev}, precision {self.predictor.precision}, {len(self.queue)} queued; "
+                  f"format {c.fmt}, device {dev}, precision {self.predictor.precision}{self._precision_note()}, "
+                  f"{len(self.queue)} queued; "
                   f"warm-up {warm:.2f} s, "
                   f"start {time.perf_counter() - t0:.2f} s)")
 
