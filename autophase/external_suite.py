@@ -198,7 +198,11 @@ def run_command(args, out) -> int:
     def progress(name, k, n):
         print(f"\revaluate: external {name}: {k}/{n}", end="" if k < n else "\n", file=sys.stderr, flush=True)
 
-    res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress)
+    sources = None if args.sources is None else [t.strip() for t in args.sources.split(",") if t.strip()]
+    if sources is not None and not sources:
+        raise InputError(f"--sources: a comma-separated list of external sources, got {args.sources!r}")
+    res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress,
+                       sources=sources, phasing_starts=args.phasing_starts)
     res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
     write_results(res, out, suite="external")
     for name, d in res["sources"].items():

@@ -93,3 +93,13 @@ def test_cli_rejects_data_with_the_external_suite(tmp_path):
     r = subprocess.run([sys.executable, "-m", "autophase.cli", "evaluate", "--out", str(out)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and "--data" in r.stderr and not out.exists()
+
+
+def test_cli_sources_and_phasing_starts_are_checked_in_one_line(tmp_path):
+    out = tmp_path / "x.json"
+    for extra, word in ((["--sources", "nosuch"], "--sources"), (["--sources", ","], "--sources"),
+                        (["--phasing-starts", "0"], "--phasing-starts")):
+        r = subprocess.run([sys.executable, "-m", "autophase.cli", "evaluate", "--suite", "external", "--n", "1",
+                            "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not out.exists()

@@ -35,6 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phasing", type=int, default=600, metavar="N",
                    help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip)")
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
+    p.add_argument("--sources", default=None,
+                   help="--suite external: a comma-separated subset of its sources (default: all)")
+    p.add_argument("--phasing-starts", type=int, default=3, metavar="N",
+                   help="--suite external: phasing seeds on each measured scan, the median run reported "
+                        "(default 3; phasing is not bit-reproducible, so its spread is part of the answer)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; its one-off cost counts in the NN time (default: from 32 "
                         "patterns on, where it is repaid)")
