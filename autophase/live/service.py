@@ -186,7 +186,9 @@ def resolve_precision(requested: str, refine: int, backend: str, device_type: st
     was as good as float32 on all three sources, but after 50 ER the bf16 answers drifted
     worse on the measured scan (benchmarks/bench_precision.py, docs/watch.md); and only on a CPU
     with native bfloat16 (``native_bf16()``, asked last: it reads the CPU flags) and a
-    compiled torch network (eager bfloat16 is no faster).
+    compiled torch network (eager bfloat16 is no faster). For ``auto`` a "bf16" here is a
+    candidate: the service times both compiled networks and keeps the faster
+    (:func:`pick_precision`).
     """
     if requested != "auto":
         return requested
