@@ -238,14 +238,15 @@ def main(argv=None) -> int:
                               "surface_wraps": surface_wraps(r.object, r.support), "seconds": r.seconds_refine}
                           for k, (c2, r) in got.items()}
                 row["refine"] = pick_candidates(scored, got["id"][0], predictor.average_above)
-            for key, how in ([] if a.candidates else settings):
-                t0 = time.perf_counter()
-                r = refine_prediction(p, mag, meas, a.refine, how)
-                row["refine"][key] = {**score_answer(r.object, mag, meas, truth),
-                                      "support_voxels": int(np.count_nonzero(r.support)),
-                                      "surface_wraps": surface_wraps(r.object, r.support),
-                                      "seconds": time.perf_counter() - t0}
-                answers[key] = r.object
+            else:
+                for key, how in settings:
+                    t0 = time.perf_counter()
+                    r = refine_prediction(p, mag, meas, a.refine, how)
+                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth),
+                                          "support_voxels": int(np.count_nonzero(r.support)),
+                                          "surface_wraps": surface_wraps(r.object, r.support),
+                                          "seconds": time.perf_counter() - t0}
+                    answers[key] = r.object
             if a.slices and truth is None:
                 answers["phasing"] = best_phasing
                 d = Path(a.slices)

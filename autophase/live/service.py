@@ -366,19 +366,18 @@ class WatchService:
 
         prec = resolve_precision(c.precision, refine=c.refine, backend=p.backend, device_type=p.device.type,
                                  compiled=c.compile, native_bf16=native_bf16_cpu)
+        timed = False
         if prec == "bf16" and c.precision == "auto":
             # a candidate only: both compiled networks are timed and the faster kept, once per
             # service (a promoted model reuses the choice)
             if self._auto_precision is None:  # leaves p compiled in the faster one
-                self._auto_precision = self._time_precisions(p)
-                self.predictor = p
-                self.model_version = str(p.meta.get("version", ""))
-                return
+                self._auto_precision, timed = self._time_precisions(p), True
             prec = self._auto_precision
-        if prec != "fp32":
-            p.set_precision(prec)
-        if c.compile:
-            self._compile(p)
+        if not timed:
+            if prec != "fp32":
+                p.set_precision(prec)
+            if c.compile:
+                self._compile(p)
         self.predictor = p
         self.model_version = str(p.meta.get("version", ""))
 
