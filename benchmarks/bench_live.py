@@ -13,8 +13,10 @@ Sections (one JSON record, ``benchmarks/results/live-<cpu|gpu>.json``):
   --format npz --refine 50|0`` (default options otherwise: pictures on, made by its
   background process) is started as a subprocess; after its ``ready`` line each pattern
   is renamed into INBOX one at a time, ``--gap`` seconds after the previous result, and
-  the latency is the wall time from the ``rename`` to the result file being present
-  (polled every 0.5 ms). The service's own event line (stage times, χ²) is kept beside
+  the latency is the wall time from the ``rename`` to the result file being present.
+  The harness waits for that file in a blocking ``inotify`` read (:class:`ResultWait`),
+  not a poll: a Python loop waking every 0.5 ms took enough of a 2-core machine to slow
+  the service's 2-thread network passes it was timing (docs/watch.md, "The observer"). The service's own event line (stage times, χ²) is kept beside
   each latency. On a GPU the network and the refinement run on it.
 * ``whole_phase`` / ``whole_predict`` — whole processes ``autophase phase P -o y.npz
   --no-plot`` and ``autophase predict P -o x.npz --refine 50 --no-plot`` on the same
@@ -86,6 +88,64 @@ class _Service:
         return self.proc.wait(300)
 
 
+class ResultWait:
+    """Blocks until a named file appears in a directory: Linux ``inotify`` through ctypes
+    (``IN_MOVED_TO | IN_CLOSE_WRITE``: the service renames its result into place), so the
+    waiting process uses no CPU. Elsewhere, or if inotify is unavailable, a 0.5 ms poll
+    (``self.kind`` says which).
+
+    Use: ``w = ResultWait(out)`` *before* the input is renamed (so no event can be missed),
+    then ``w.wait(name, alive)``; ``alive()`` False ends the wait with RuntimeError.
+    """
+
+    IN_MOVED_TO, IN_CLOSE_WRITE = 0x80, 0x8
+
+    def __init__(self, directory: Path):
+        import ctypes
+        import ctypes.util
+
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fd, self.kind = -1, "poll 0.5 ms"
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fd = libc.inotify_init1(os.O_CLOEXEC)
+            if fd >= 0 and libc.inotify_add_watch(fd, str(self.dir).encode(),
+                                                  self.IN_MOVED_TO | self.IN_CLOSE_WRITE) >= 0:
+                self.fd, self.kind = fd, "inotify"
+            elif fd >= 0:
+                os.close(fd)
+        except (OSError, AttributeError):
+            pass
+
+    def wait(self, name: str, alive, timeout: float = 600.0) -> None:
+        import select
+        import struct
+
+        target, t_end = self.dir / name, time.monotonic() + timeout
+        while not target.exists():
+            if not alive():
+                raise RuntimeError("the service ended while a result was awaited")
+            if time.monotonic() > t_end:
+                raise RuntimeError(f"no {name} after {timeout:.0f} s")
+            if self.fd < 0:
+                time.sleep(0.0005)
+                continue
+            # a blocking read of the events, woken at least every 0.5 s to check the service
+            if select.select([self.fd], [], [], 0.5)[0]:
+                buf, i = os.read(self.fd, 65536), 0
+                while i + 16 <= len(buf):  # struct inotify_event: wd, mask, cookie, len, name
+                    _, _, _, n = struct.unpack_from("iIII", buf, i)
+                    if buf[i + 16:i + 16 + n].rstrip(b"\0").decode(errors="replace") == name:
+                        return
+                    i += 16 + n
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 def watch_latency(name: str, patterns: list[Path], options: list[str], gap: float, work: Path) -> dict:
     inbox, out, stage = work / f"{name}-in", work / f"{name}-out", work / f"{name}-stage"
     for d in (inbox, stage):
@@ -94,6 +154,7 @@ def watch_latency(name: str, patterns: list[Path], options: list[str], gap: floa
         os.link(p, stage / p.name) if hasattr(os, "link") else stage.joinpath(p.name).write_bytes(p.read_bytes())
     svc = _Service(inbox, out, options)
     ready_s = svc.wait_ready()
+    waiter = ResultWait(out)
     print(f"{name}: ready after {ready_s:.1f} s ({svc.lines[0].strip()})", flush=True)
     lat = []
     try:
@@ -102,18 +163,19 @@ def watch_latency(name: str, patterns: list[Path], options: list[str], gap: floa
             target = out / (p.stem + ".npz")
             t0 = time.perf_counter()
             os.rename(stage / p.name, inbox / p.name)
-            while not target.exists():
-                if svc.proc.poll() is not None:
-                    raise RuntimeError(f"watch ended: {svc.proc.stderr.read()[-2000:]}")
-                time.sleep(0.0005)
+            try:
+                waiter.wait(target.name, lambda: svc.proc.poll() is None)
+            except RuntimeError as e:
+                raise RuntimeError(f"{e}: {svc.proc.stderr.read()[-2000:]}") from None
             lat.append(time.perf_counter() - t0)
             print(f"{name}: {p.name} {lat[-1] * 1e3:.0f} ms", flush=True)
         time.sleep(0.2)
     finally:
+        waiter.close()
         rc = svc.stop()
     events = [json.loads(s) for s in (out / "events.jsonl").read_text().splitlines()]
     res = {"command": " ".join(["autophase", *svc.cmd[3:]]), "ready_s": ready_s, "exit_code": rc,
-           "ready_line": svc.lines[0].strip(), "gap_s": gap, "latency": _stats(lat),
+           "ready_line": svc.lines[0].strip(), "gap_s": gap, "wait": waiter.kind, "latency": _stats(lat),
            "events": [{k: e.get(k) for k in ("input", "event", "latency_s", "chi2", "llk_free", "stages",
                                              "symmetries", "model_version", "device", "error")} for e in events]}
     return res

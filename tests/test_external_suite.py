@@ -103,3 +103,13 @@ def test_cli_sources_and_phasing_starts_are_checked_in_one_line(tmp_path):
                             "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert not out.exists()
+
+
+def test_cli_external_only_options_are_refused_with_the_heldout_suite(tmp_path):
+    out = tmp_path / "x.json"
+    for extra, word in ((["--sources", "generator2"], "--sources"), (["--phasing-starts", "5"], "--phasing-starts")):
+        r = subprocess.run([sys.executable, "-m", "autophase.cli", "evaluate", "--data", "synthetic:2:1", "--n", "1",
+                            "--refine", "1", "--phasing", "0", "--out", str(out), *extra],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode != 0 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert not out.exists()

@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
     p.add_argument("--sources", default=None,
                    help="--suite external: a comma-separated subset of its sources (default: all)")
-    p.add_argument("--phasing-starts", type=int, default=3, metavar="N",
+    p.add_argument("--phasing-starts", type=int, default=None, metavar="N",
                    help="--suite external: phasing seeds on each measured scan, the median run reported "
                         "(default 3; phasing is not bit-reproducible, so its spread is part of the answer)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
@@ -60,7 +60,16 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 1 or args.refine < 0 or args.phasing < 0:
         raise InputError("need --n ≥ 1, --refine ≥ 0, --phasing ≥ 0")
     refinement = refinement_from_args(args)
+    if args.suite != "external":
+        # options of the other suite are refused, not ignored: a study run with them would
+        # silently be a different study
+        for opt, v in (("--sources", args.sources), ("--phasing-starts", args.phasing_starts)):
+            if v is not None:
+                raise InputError(f"{opt}: only with --suite external (the held-out suite has one source and "
+                                 f"one phasing start per crystal)")
     if args.suite == "external":
+        if args.phasing_starts is None:
+            args.phasing_starts = 3
         from ..external_suite import run_command
 
         return run_command(args, out)
