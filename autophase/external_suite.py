@@ -124,8 +124,15 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int = 1, refine: int = 50,
                  phasing_starts: int = 3, sources: list[str] | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
-    """Run the suite; returns ``{"model", "settings", "sources": {name: {"rows", "summary"}}}``."""
+                 progress: Callable[[str, int, int], None] | None = None,
+                 symmetries: int | None = None, average_above: float | None = None,
+                 refinement: Any = None) -> dict[str, Any]:
+    """Run the suite; returns ``{"model", "settings", "sources": {name: {"rows", "summary"}}}``.
+
+    ``symmetries``, ``average_above`` (the :class:`~autophase.predict.Predictor`'s) and
+    ``refinement`` (a :class:`~autophase.predict.Refinement`) default to the prediction
+    defaults; the settings used are recorded.
+    """
     from .evaluate import sphere_baseline
     from .phasing import phase
     from .predict import Predictor, Refinement, refine_prediction
@@ -142,8 +149,9 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
     bad = [s for s in names if s not in sim + measured]
     if bad:
         raise InputError(f"--sources: unknown external source {bad[0]!r} (known: {', '.join(sim + measured)})")
-    predictor = Predictor(model)
-    refinement = Refinement()
+    opts = {k: v for k, v in (("symmetries", symmetries), ("average_above", average_above)) if v is not None}
+    predictor = Predictor(model, **opts)
+    refinement = Refinement() if refinement is None else refinement
     out: dict[str, Any] = {
         "suite": "external", "model": predictor.meta,
         "settings": {"n": n, "seed": seed, "refine_iterations": refine, "refinement": refinement.to_dict(),
@@ -192,8 +200,17 @@ def run_command(args, out) -> int:
 
     from .evaluate import write_results
 
+    from .predict import refinement_from_args
+
     if args.data:
         raise InputError("--data: the external suite brings its own sources; drop --data or --suite external")
+    # options the suite cannot honour are refused, not ignored (phasing runs with its own
+    # defaults, the network eagerly, one pattern at a time)
+    if args.phasing != 600:
+        raise InputError(f"--phasing: the external suite phases with phasing's own defaults (600 iterations), "
+                         f"got {args.phasing}")
+    if args.compile:
+        raise InputError("--compile: the external suite runs the network eagerly (one pattern at a time)")
 
     def progress(name, k, n):
         print(f"\revaluate: external {name}: {k}/{n}", end="" if k < n else "\n", file=sys.stderr, flush=True)
@@ -202,7 +219,8 @@ def run_command(args, out) -> int:
     if sources is not None and not sources:
         raise InputError(f"--sources: a comma-separated list of external sources, got {args.sources!r}")
     res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress,
-                       sources=sources, phasing_starts=args.phasing_starts)
+                       sources=sources, phasing_starts=args.phasing_starts, symmetries=args.symmetries,
+                       average_above=args.average_above, refinement=refinement_from_args(args))
     res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
     write_results(res, out, suite="external")
     for name, d in res["sources"].items():

@@ -78,6 +78,14 @@ def test_run_on_one_generator_crystal(model_path, tmp_path):
     assert pe.items == ["generator2/s1/0"] and pe.values == [row["nn"]["phase_error_rad"]]
     ratio = typed.metric("eval.phase_error_ratio_nn_over_phasing", source="generator2")
     assert ratio.target is not None and ratio.target.threshold == 2.0
+    assert row["nn"]["symmetries"] == 4 and r["settings"]["symmetries"] == 4  # χ² > 0.008: averaged
+    # the network and refinement options are honoured and recorded (they were once ignored)
+    from autophase.predict import Refinement
+
+    r1 = run_external(model_path, n=1, seed=1, refine=5, sources=["generator2"], symmetries=1,
+                      refinement=Refinement(shrink_wrap_every=0))
+    assert r1["settings"]["symmetries"] == 1 and r1["settings"]["refinement"]["shrink_wrap_every"] == 0
+    assert r1["sources"]["generator2"]["rows"][0]["nn"]["symmetries"] == 1
     with pytest.raises(InputError, match="--sources"):
         run_external(model_path, n=1, sources=["simulator"])
     with pytest.raises(InputError, match="--n"):
@@ -98,7 +106,8 @@ def test_cli_rejects_data_with_the_external_suite(tmp_path):
 def test_cli_sources_and_phasing_starts_are_checked_in_one_line(tmp_path):
     out = tmp_path / "x.json"
     for extra, word in ((["--sources", "nosuch"], "--sources"), (["--sources", ","], "--sources"),
-                        (["--phasing-starts", "0"], "--phasing-starts")):
+                        (["--phasing-starts", "0"], "--phasing-starts"), (["--phasing", "100"], "--phasing"),
+                        (["--compile"], "--compile")):
         r = subprocess.run([sys.executable, "-m", "autophase.cli", "evaluate", "--suite", "external", "--n", "1",
                             "--out", str(out), *extra], capture_output=True, text=True, timeout=120)
         assert r.returncode != 0 and word in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
