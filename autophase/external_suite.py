@@ -199,7 +199,6 @@ def run_command(args, out) -> int:
     import sys
 
     from .evaluate import write_results
-
     from .predict import refinement_from_args
 
     if args.data:
