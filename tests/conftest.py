@@ -1,10 +1,16 @@
 """Fixtures shared by the prediction tests."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from autophase.model import AutoPhaseNet, NetworkConfig, save_checkpoint
+
+# `watch --precision auto` keeps its timings in the user's cache; tests time afresh unless a
+# test points the cache somewhere itself (the child processes of CLI tests inherit this)
+os.environ.setdefault("AUTOPHASE_PRECISION_CACHE", "off")
 
 
 @pytest.fixture(scope="module")

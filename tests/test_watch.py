@@ -259,6 +259,47 @@ def test_pick_precision_keeps_bf16_only_when_clearly_faster():
     assert pick_precision({"fp32": 0.050, "bf16": 0.050 * (BF16_MARGIN + 0.02)}) == "fp32"  # a near tie: fp32
 
 
+def test_precision_auto_timings_are_kept_and_a_restart_compiles_once(tmp_path, model_path, monkeypatch):
+    """The first service times both compiled networks and keeps the timings on disk; the next
+    one on the same machine and network reads them, compiles once (the chosen arithmetic)
+    and says so in ``ready``; a file for another machine or network, or a corrupt one, is
+    ignored and the timing runs again."""
+    import json
+
+    import autophase.predict as predict_mod
+    from autophase.live import precision_cache
+    from autophase.live.service import WatchConfig, WatchService, pick_precision
+
+    monkeypatch.setattr(predict_mod, "native_bf16_cpu", lambda: True)
+    cache = tmp_path / "precision.json"
+    monkeypatch.setenv(precision_cache.ENV, str(cache))
+    (tmp_path / "in").mkdir()
+    cfg = WatchConfig(inbox=tmp_path / "in", out=tmp_path / "out", model=str(model_path), refine=0,
+                      compile=True, precision="auto", plot=False)
+    first = WatchService(cfg)
+    first._load_predictor(model_path)
+    d = json.loads(cache.read_text())
+    assert d["seconds"] == first.precision_seconds and d["key"].endswith(f"|size {first.predictor.size}")
+
+    compiles = []
+    monkeypatch.setattr(WatchService, "_time_precisions", lambda self, p: pytest.fail("timed again"))
+    orig = WatchService._compile
+    monkeypatch.setattr(WatchService, "_compile", lambda self, p: (compiles.append(p.precision), orig(self, p)))
+    second = WatchService(cfg)
+    second._load_predictor(model_path)
+    choice = pick_precision(first.precision_seconds)
+    assert compiles == [choice] and second.predictor.precision == choice and second.predictor.compiled
+    assert second.precision_seconds == first.precision_seconds and f"timed {d['timed']}" in second._precision_note()
+
+    for bad in ({**d, "key": d["key"].replace("size", "size 0")}, {**d, "seconds": {"fp32": -1, "bf16": 1}}):
+        cache.write_text(json.dumps(bad))
+        assert precision_cache.load(cache, d["key"]) is None
+    cache.write_text("{not json")
+    assert precision_cache.load(cache, d["key"]) is None
+    monkeypatch.setenv(precision_cache.ENV, "off")
+    assert precision_cache.cache_path("v", 64) is None
+
+
 def test_precision_auto_times_both_compiled_networks_and_keeps_the_faster(tmp_path, model_path, monkeypatch):
     """The real compile and timing, on the tiny network, with the CPU-flag question answered
     yes (so that the timing runs on any CPU): the kept network is compiled, in the chosen

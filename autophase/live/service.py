@@ -341,6 +341,7 @@ class WatchService:
         self.predictor = None
         self._auto_precision: str | None = None  # --precision auto's timed choice, once per service
         self.precision_seconds: dict[str, float] = {}
+        self.precision_timed = ""  # when the timings were taken, if they came from the cache
         self.model_version = ""
         self._models_stamp = None
         self.learner = None
@@ -369,9 +370,23 @@ class WatchService:
         timed = False
         if prec == "bf16" and c.precision == "auto":
             # a candidate only: both compiled networks are timed and the faster kept, once per
-            # service (a promoted model reuses the choice)
-            if self._auto_precision is None:  # leaves p compiled in the faster one
-                self._auto_precision, timed = self._time_precisions(p), True
+            # service (a promoted model reuses the choice) and once per kind of machine and
+            # network (the timings are kept on disk: autophase.live.precision_cache)
+            if self._auto_precision is None:
+                from . import precision_cache
+
+                version = str(p.meta.get("version", ""))
+                path, key = precision_cache.cache_path(version, p.size), precision_cache.machine_text(version, p.size)
+                got = precision_cache.load(path, key)
+                if got is not None:
+                    self.precision_seconds, self.precision_timed = got
+                    self._auto_precision = pick_precision(self.precision_seconds)
+                    print(f"watch: --precision auto: {self._auto_precision}, from the timings of "
+                          f"{self.precision_timed} on this kind of machine ({path}; delete it to time again)",
+                          file=sys.stderr, flush=True)
+                else:  # leaves p compiled in the faster one
+                    self._auto_precision, timed = self._time_precisions(p), True
+                    precision_cache.save(path, key, self.precision_seconds)
             prec = self._auto_precision
         if not timed:
             if prec != "fp32":
@@ -382,9 +397,13 @@ class WatchService:
         self.model_version = str(p.meta.get("version", ""))
 
     def _precision_note(self) -> str:
-        """" (auto: fp32 72 ms, bf16 92 ms a pass)" after a timed choice, else ""."""
+        """" (auto: fp32 72 ms, bf16 92 ms a pass)" after a timed choice (", timed <when>"
+        added when the timings came from the cache), else ""."""
         t = self.precision_seconds
-        return f" (auto: fp32 {t['fp32'] * 1e3:.0f} ms, bf16 {t['bf16'] * 1e3:.0f} ms a pass)" if t else ""
+        if not t:
+            return ""
+        when = f", timed {self.precision_timed}" if self.precision_timed else ""
+        return f" (auto: fp32 {t['fp32'] * 1e3:.0f} ms, bf16 {t['bf16'] * 1e3:.0f} ms a pass{when})"
 
     def _time_precisions(self, p) -> str:
         """Compile the network in float32 and in bfloat16, time a pass of each on this
