@@ -294,6 +294,18 @@ def _live(r: dict[str, Any], p: Parts) -> None:
                  group="live", params=cold, target=Target("<=", 1.0, "whole predict ≤ whole phase"))
 
 
+def _observer(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_observer.py: the service's predictor with and without a poll loop beside it."""
+    for key, label in (("nothing_beside", "nothing beside"), ("poll_beside", "a 0.5 ms poll loop beside")):
+        w = _d(r.get(key))
+        if w:
+            p.metric("observer.predict_s", w.get("median_s"), "s", "lower", group="live",
+                     label=f"predict, refine 0, 4 copies, {label}", params={"beside": key.split("_")[0]},
+                     samples=w.get("values_s"))
+    p.metric("observer.ratio_poll_over_nothing", r.get("median_ratio_poll_over_nothing"), "x", "lower",
+             group="live", label="median with the poll loop ÷ without")
+
+
 def _live_page(r: dict[str, Any], p: Parts) -> None:
     """benchmarks/bench_live_page.py: result written → shown on the live page."""
     p.metric("page.seconds_to_shown", r.get("median_seconds_to_shown"), "s", "lower", group="live-page",
@@ -646,7 +658,7 @@ def _refinement(r: dict[str, Any], p: Parts) -> None:
 
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
-    "live": _live, "live-page": _live_page, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
+    "live": _live, "live-page": _live_page, "observer": _observer, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
 }
