@@ -217,9 +217,10 @@ def run_command(args, out) -> int:
     sources = None if args.sources is None else [t.strip() for t in args.sources.split(",") if t.strip()]
     if sources is not None and not sources:
         raise InputError(f"--sources: a comma-separated list of external sources, got {args.sources!r}")
+    starts = {} if args.phasing_starts is None else {"phasing_starts": args.phasing_starts}
     res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress,
-                       sources=sources, phasing_starts=args.phasing_starts, symmetries=args.symmetries,
-                       average_above=args.average_above, refinement=refinement_from_args(args))
+                       sources=sources, symmetries=args.symmetries, average_above=args.average_above,
+                       refinement=refinement_from_args(args), **starts)
     res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
     write_results(res, out, suite="external")
     for name, d in res["sources"].items():

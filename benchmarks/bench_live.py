@@ -16,8 +16,8 @@ Sections (one JSON record, ``benchmarks/results/live-<cpu|gpu>.json``):
   the latency is the wall time from the ``rename`` to the result file being present.
   The harness waits for that file in a blocking ``inotify`` read (:class:`ResultWait`),
   not a poll: a Python loop waking every 0.5 ms took enough of a 2-core machine to slow
-  the service's 2-thread network passes it was timing (docs/watch.md, "The observer"). The service's own event line (stage times, χ²) is kept beside
-  each latency. On a GPU the network and the refinement run on it.
+  the service's 2-thread network passes it was timing (docs/watch.md, "The observer").
+  The service's own event line (stage times, χ²) is kept beside each latency. On a GPU the network and the refinement run on it.
 * ``whole_phase`` / ``whole_predict`` — whole processes ``autophase phase P -o y.npz
   --no-plot`` and ``autophase predict P -o x.npz --refine 50 --no-plot`` on the same
   patterns, alternated pattern by pattern so that a drifting machine load hits both.

@@ -12,9 +12,9 @@ own predictor (compiled, frozen, float32, batch 1; the default 4 symmetric copie
 process running that poll loop. The two conditions alternate ``--reps`` times (ABBA…),
 so a drifting machine hits both.
 
-Record: ``benchmarks/results/observer-cpu.json`` (suite ``observer``; no typed metrics,
-the figures ride in ``details``): seconds per predict for each condition, their medians
-and quartiles, and the ratio of the medians.
+Record: ``benchmarks/results/observer-cpu.json`` (suite ``observer``): seconds per predict
+for each condition, their medians and quartiles, and the ratio of the medians (typed as
+``observer.predict_s`` and ``observer.ratio_poll_over_nothing``).
 """
 from __future__ import annotations
 
@@ -35,12 +35,6 @@ from autophase.bench.record import write_record  # noqa: E402
 POLL_LOOP = "import os, time\nwhile not os.path.exists('/nonexistent/autophase-observer'):\n    time.sleep(0.0005)\n"
 
 
-def _stats(xs: list[float]) -> dict:
-    q1, q3 = np.percentile(xs, [25, 75])
-    return {"median_s": float(np.median(xs)), "q25_s": float(q1), "q75_s": float(q3), "n": len(xs),
-            "values_s": [round(float(x), 5) for x in xs]}
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=6, help="alternations of the two conditions (default 6)")
@@ -49,6 +43,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.reps < 2:
         ap.error("--reps must be ≥ 2")
+    from bench_live import _stats
     from bench_phasing import make_patterns
 
     from autophase.live.service import WatchConfig, WatchService

@@ -297,7 +297,7 @@ def test_precision_auto_timings_are_kept_and_a_restart_compiles_once(tmp_path, m
     cache.write_text("{not json")
     assert precision_cache.load(cache, d["key"]) is None
     monkeypatch.setenv(precision_cache.ENV, "off")
-    assert precision_cache.cache_path("v", 64) is None
+    assert precision_cache.cache_path(d["key"]) is None
 
 
 def test_precision_auto_times_both_compiled_networks_and_keeps_the_faster(tmp_path, model_path, monkeypatch):

@@ -68,8 +68,6 @@ def run(args: argparse.Namespace) -> int:
                 raise InputError(f"{opt}: only with --suite external (the held-out suite has one source and "
                                  f"one phasing start per crystal)")
     if args.suite == "external":
-        if args.phasing_starts is None:
-            args.phasing_starts = 3
         from ..external_suite import run_command
 
         return run_command(args, out)

@@ -26,12 +26,11 @@ import os
 from pathlib import Path
 
 from ..atomic import write_json
-from ..paths import cache_dir
+from ..paths import cache_file
 
 __all__ = ["ENV", "machine_text", "cache_path", "load", "save"]
 
 ENV = "AUTOPHASE_PRECISION_CACHE"
-_OFF = ("", "off", "0", "none")
 
 
 def machine_text(model_version: str, size: int) -> str:
@@ -44,13 +43,9 @@ def machine_text(model_version: str, size: int) -> str:
             f"|model {model_version}|size {int(size)}")
 
 
-def cache_path(model_version: str, size: int) -> Path | None:
-    """The file for this machine and network, or None when the cache is off."""
-    env = os.environ.get(ENV)
-    if env is not None:
-        return None if env.strip().lower() in _OFF else Path(env).expanduser()
-    key = hashlib.sha256(machine_text(model_version, size).encode()).hexdigest()[:12]
-    return cache_dir(f"precision-{key}.json")
+def cache_path(key: str) -> Path | None:
+    """The file for ``key`` (:func:`machine_text`), or None when the cache is off."""
+    return cache_file(ENV, lambda: f"precision-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json")
 
 
 def load(path: Path | None, key: str) -> tuple[dict[str, float], str] | None:

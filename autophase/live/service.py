@@ -375,8 +375,8 @@ class WatchService:
             if self._auto_precision is None:
                 from . import precision_cache
 
-                version = str(p.meta.get("version", ""))
-                path, key = precision_cache.cache_path(version, p.size), precision_cache.machine_text(version, p.size)
+                key = precision_cache.machine_text(str(p.meta.get("version", "")), p.size)
+                path = precision_cache.cache_path(key)
                 got = precision_cache.load(path, key)
                 if got is not None:
                     self.precision_seconds, self.precision_timed = got

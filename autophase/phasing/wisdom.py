@@ -48,11 +48,9 @@ def _machine_key() -> str:
 
 def wisdom_path() -> Path | None:
     """Where the wisdom lives, or None when caching is off (``AUTOPHASE_FFTW_WISDOM=off``)."""
-    env = os.environ.get("AUTOPHASE_FFTW_WISDOM")
-    if env is not None:
-        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "autophase" / f"fftw-wisdom-{_machine_key()}.json"
+    from ..paths import cache_file
+
+    return cache_file("AUTOPHASE_FFTW_WISDOM", lambda: f"fftw-wisdom-{_machine_key()}.json")
 
 
 def load() -> bool:
