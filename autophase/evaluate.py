@@ -186,9 +186,10 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
     ``rows_file``: the resumable journal of rows (see the module doc); None: rows in memory only.
     """
     from .model.checkpoint import read_checkpoint
-    from .predict import Predictor, Refinement
+    from .predict import Predictor, Refinement, default_symmetries
 
     refinement = refinement or Refinement()
+    symmetries = default_symmetries(refine) if symmetries is None else symmetries
 
     ds, truth_of, desc = _open(data)
     opts = {k: v for k, v in (("symmetries", symmetries), ("average_above", average_above)) if v is not None}

@@ -135,7 +135,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
     """
     from .evaluate import sphere_baseline
     from .phasing import phase
-    from .predict import Predictor, Refinement, refine_prediction
+    from .predict import Predictor, Refinement, default_symmetries, refine_prediction
     from .testsets.sources import load_source
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -149,6 +149,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
     bad = [s for s in names if s not in sim + measured]
     if bad:
         raise InputError(f"--sources: unknown external source {bad[0]!r} (known: {', '.join(sim + measured)})")
+    symmetries = default_symmetries(refine) if symmetries is None else symmetries
     opts = {k: v for k, v in (("symmetries", symmetries), ("average_above", average_above)) if v is not None}
     predictor = Predictor(model, **opts)
     refinement = Refinement() if refinement is None else refinement

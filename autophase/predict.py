@@ -50,7 +50,8 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_AVERAGE_ABOVE", "SUPPORT_THRESHOLD", "Refinement",
+__all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_SYMMETRIES_ALONE", "default_symmetries",
+           "DEFAULT_AVERAGE_ABOVE", "SUPPORT_THRESHOLD", "Refinement",
            "Prediction", "Predictor", "default_model_path",
            "resolve_model", "BACKENDS", "finish_prediction", "refine_prediction", "write_prediction",
            "add_refinement_arguments", "refinement_from_args"]
@@ -58,7 +59,12 @@ __all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_AVERAGE_ABOVE", "SUPP
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 SUPPORT_THRESHOLD = 0.1
 # symmetric copies of each pattern the network's answer is averaged over (autophase.model.symmetry)
+# when K > 0 ER iterations follow: chosen on NN + 50 ER (docs/training.md)
 DEFAULT_SYMMETRIES = 4
+# ... and when the network's answer is the product (refine 0): one pass. There the copies
+# sharpen simulated crystals' amplitude but not their phase, and fit the measured scan worse,
+# at K× the network's time (docs/training.md, "The network alone (`--refine 0`)")
+DEFAULT_SYMMETRIES_ALONE = 1
 # ... but only for patterns whose single pass has χ² above this: below it, NN + 50 ER was
 # within 1.2× of phasing's χ² on 34 of 35 held-out crystals without averaging (docs/training.md)
 DEFAULT_AVERAGE_ABOVE = 0.008
@@ -109,13 +115,20 @@ class Refinement:
         return self
 
 
+def default_symmetries(refine: int) -> int:
+    """K when the caller does not choose: :data:`DEFAULT_SYMMETRIES` before ``refine`` > 0 ER
+    iterations, :data:`DEFAULT_SYMMETRIES_ALONE` for the network alone (``refine`` = 0)."""
+    return DEFAULT_SYMMETRIES if refine > 0 else DEFAULT_SYMMETRIES_ALONE
+
+
 def add_refinement_arguments(p) -> None:
     """``--symmetries`` and the ``--refine-*`` options of ``predict`` and ``evaluate`` (defaults:
     :data:`DEFAULT_SYMMETRIES`, :class:`Refinement`)."""
     d = Refinement()
-    p.add_argument("--symmetries", type=int, default=DEFAULT_SYMMETRIES, metavar="K",
+    p.add_argument("--symmetries", type=int, default=None, metavar="K",
                    help=f"average the network over K symmetric copies of each pattern, 1–8 (default "
-                        f"{DEFAULT_SYMMETRIES}: the identity and the three 180° rotations; 1: one pass, K× faster)")
+                        f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations; "
+                        f"{DEFAULT_SYMMETRIES_ALONE} with --refine 0: one pass, K× faster)")
     p.add_argument("--average-above", type=float, default=DEFAULT_AVERAGE_ABOVE, metavar="CHI2",
                    help=f"average only patterns whose single pass has χ² above this "
                         f"(default {DEFAULT_AVERAGE_ABOVE}; 0: average every pattern)")

@@ -10,7 +10,9 @@ same file system as the INBOX.
 Sections (one JSON record, ``benchmarks/results/live-<cpu|gpu>.json``):
 
 * ``watch_refine50`` / ``watch_refine0`` — a service ``autophase watch INBOX -o OUT
-  --format npz --refine 50|0`` (default options otherwise: pictures on, made by its
+  --format npz --refine 50|0`` (default options otherwise, so 4 symmetric copies before ER
+  and one network pass at ``--refine 0``; ``--other-k`` adds ``watch_refine50_sym1`` and
+  ``watch_refine0_sym4``, each row records its K as ``symmetries``; pictures on, made by its
   background process) is started as a subprocess; after its ``ready`` line each pattern
   is renamed into INBOX one at a time, ``--gap`` seconds after the previous result, and
   the latency is the wall time from the ``rename`` to the result file being present.
@@ -49,6 +51,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from autophase.bench.record import write_record  # noqa: E402
+from autophase.predict import DEFAULT_SYMMETRIES, default_symmetries  # noqa: E402
 
 AUTOPHASE = [sys.executable, "-m", "autophase.cli"]
 
@@ -146,7 +149,10 @@ class ResultWait:
             self.fd = -1
 
 
-def watch_latency(name: str, patterns: list[Path], options: list[str], gap: float, work: Path) -> dict:
+def watch_latency(name: str, patterns: list[Path], options: list[str], gap: float, work: Path,
+                  symmetries: int) -> dict:
+    """One service row; ``symmetries``: the K the service runs with (``options`` say it, or
+    its default for the row's ``--refine``), recorded as ``"symmetries"``."""
     inbox, out, stage = work / f"{name}-in", work / f"{name}-out", work / f"{name}-stage"
     for d in (inbox, stage):
         d.mkdir()
@@ -174,7 +180,8 @@ def watch_latency(name: str, patterns: list[Path], options: list[str], gap: floa
         waiter.close()
         rc = svc.stop()
     events = [json.loads(s) for s in (out / "events.jsonl").read_text().splitlines()]
-    res = {"command": " ".join(["autophase", *svc.cmd[3:]]), "ready_s": ready_s, "exit_code": rc,
+    res = {"command": " ".join(["autophase", *svc.cmd[3:]]), "symmetries": symmetries, "ready_s": ready_s,
+           "exit_code": rc,
            "ready_line": svc.lines[0].strip(), "gap_s": gap, "wait": waiter.kind, "latency": _stats(lat),
            "events": [{k: e.get(k) for k in ("input", "event", "latency_s", "chi2", "llk_free", "stages",
                                              "symmetries", "model_version", "device", "error")} for e in events]}
@@ -221,8 +228,9 @@ def main(argv=None) -> int:
     ap.add_argument("--no-watch", action="store_true", help="skip the service rows (whole processes only)")
     ap.add_argument("--cold", action="store_true",
                     help="drop the page cache before every whole process (root only)")
-    ap.add_argument("--sym1", action="store_true",
-                    help="also the two service rows with --symmetries 1 (one network pass per pattern)")
+    ap.add_argument("--other-k", action="store_true",
+                    help="also the two service rows at the other number of symmetric copies: --refine 50 "
+                         "--symmetries 1 and --refine 0 --symmetries 4")
     ap.add_argument("--no-plot", action="store_true",
                     help="services without pictures (a node whose Python has no matplotlib)")
     ap.add_argument("--note", default="", help="a note stored with the record (e.g. 'machine shared')")
@@ -251,15 +259,17 @@ def main(argv=None) -> int:
         results["plot"] = not args.no_plot
         results["cold"] = args.cold
         if not args.no_watch:
-            results["watch_refine50"] = watch_latency("refine50", patterns, ["--refine", "50", "--format", "npz", *nop],
-                                                      args.gap, work)
-            results["watch_refine0"] = watch_latency("refine0", patterns, ["--refine", "0", "--format", "npz", *nop],
-                                                     args.gap, work)
-            if args.sym1:
+            # the service's defaults first (the acceptance rows), then the other K for each
+            for k in (50, 0):
+                results[f"watch_refine{k}"] = watch_latency(
+                    f"refine{k}", patterns, ["--refine", str(k), "--format", "npz", *nop], args.gap, work,
+                    default_symmetries(k))
+            if args.other_k:
                 for k in (50, 0):
-                    results[f"watch_refine{k}_sym1"] = watch_latency(
-                        f"refine{k}sym1", patterns, ["--refine", str(k), "--format", "npz", "--symmetries", "1", *nop],
-                        args.gap, work)
+                    other = 1 if default_symmetries(k) > 1 else DEFAULT_SYMMETRIES
+                    results[f"watch_refine{k}_sym{other}"] = watch_latency(
+                        f"refine{k}sym{other}", patterns,
+                        ["--refine", str(k), "--format", "npz", "--symmetries", str(other), *nop], args.gap, work, other)
         if not args.no_whole:
             results["whole_phase"], results["whole_predict"] = whole_processes(patterns, work, 50, cold=args.cold)
         results["load_average_end"] = os.getloadavg()
@@ -268,7 +278,8 @@ def main(argv=None) -> int:
         r50 = results["watch_refine50"]["latency"]["median_s"]
         r0 = results["watch_refine0"]["latency"]["median_s"]
         acc = {"refine50_median_le_1s": r50 <= 1.0, "refine0_median_le_0.3s": r0 <= 0.3}
-        if gpu:
+        if gpu:  # the line sits under the --refine 50 measurement; --refine 0 must meet it a fortiori
+            acc["refine50_median_le_50ms_gpu"] = r50 <= 0.05
             acc["refine0_median_le_50ms_gpu"] = r0 <= 0.05
     if not args.no_whole:
         ph = results["whole_phase"]["median_s"]

@@ -169,3 +169,15 @@ def test_bf16_precision_runs_the_network_in_bfloat16_and_answers_alike():
     p32.compile()
     with pytest.raises(RuntimeError):
         p32.set_precision("bf16")
+
+
+def test_predict_command_uses_one_pass_alone_and_four_copies_before_er(tmp_path, model_path, patterns):
+    """``autophase predict`` without ``--symmetries``: one network pass at ``--refine 0``, the
+    4-copy average (for a pattern the single pass fits worse than ``--average-above``) when ER
+    follows; the npz says which (``symmetries``)."""
+    for refine, want in (("0", 1), ("2", 4)):
+        out = tmp_path / f"r{refine}.npz"
+        assert main(["predict", str(patterns[0]), "-o", str(out), "--model", str(model_path), "--refine", refine,
+                     "--average-above", "0", "--no-plot"]) == 0
+        with np.load(out) as z:
+            assert int(z["symmetries"]) == want, refine

@@ -328,3 +328,18 @@ def test_precision_auto_times_both_compiled_networks_and_keeps_the_faster(tmp_pa
     svc._load_predictor(model_path)  # as after a promotion
     assert svc.predictor is not p and svc.predictor.precision == choice and svc.predictor.compiled
     assert svc.precision_seconds == timed
+
+
+def test_refine_zero_defaults_to_one_network_pass(tmp_path, model_path):
+    """Without ``--symmetries`` the service averages 4 copies when ER follows and runs one
+    pass when the network's answer is the product (``--refine 0``); an explicit K wins."""
+    from autophase.live.service import WatchConfig, WatchService
+    from autophase.predict import DEFAULT_SYMMETRIES, DEFAULT_SYMMETRIES_ALONE
+
+    (tmp_path / "in").mkdir()
+    for refine, sym, want in ((0, None, DEFAULT_SYMMETRIES_ALONE), (5, None, DEFAULT_SYMMETRIES), (0, 4, 4)):
+        svc = WatchService(WatchConfig(inbox=tmp_path / "in", out=tmp_path / "out", model=str(model_path),
+                                       refine=refine, symmetries=sym, compile=False, plot=False))
+        svc._load_predictor(model_path)
+        assert svc.predictor.symmetries == want, (refine, sym)
+    assert DEFAULT_SYMMETRIES_ALONE == 1 < DEFAULT_SYMMETRIES

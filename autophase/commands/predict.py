@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..io.patterns import load_pattern
-    from ..predict import Predictor, refinement_from_args, write_prediction
+    from ..predict import Predictor, default_symmetries, refinement_from_args, write_prediction
 
     if args.refine < 0:
         raise InputError(f"--refine: must be ≥ 0, got {args.refine}")
@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
         targets = [check_output_path(out)]  # .npz, or .cxi with .vti/strain/isosurface beside it
     predictor = Predictor(args.model, device=args.device, batch_size=args.batch_size,
-                          symmetries=args.symmetries, compile=args.compile,
+                          symmetries=default_symmetries(args.refine) if args.symmetries is None else args.symmetries,
+                          compile=args.compile,
                           average_above=args.average_above, backend=args.backend,
                           echo=lambda m: print(f"predict: {m}", file=sys.stderr, flush=True))
     pats = [load_pattern(i, kind=args.input_kind, dataset=args.dataset, allow_invalid=args.mask_invalid)

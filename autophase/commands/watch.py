@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     refinement = refinement_from_args(args)
     from ..model.symmetry import SYMMETRIES
 
-    if not 1 <= args.symmetries <= len(SYMMETRIES):
+    if args.symmetries is not None and not 1 <= args.symmetries <= len(SYMMETRIES):
         raise InputError(f"--symmetries: 1 to {len(SYMMETRIES)}, got {args.symmetries}")
     if not args.average_above >= 0:
         raise InputError(f"--average-above: a χ² ≥ 0, got {args.average_above}")

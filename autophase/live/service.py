@@ -355,11 +355,11 @@ class WatchService:
 
     # ------------------------------------------------------------------ set-up
     def _load_predictor(self, path) -> None:
-        from ..predict import DEFAULT_AVERAGE_ABOVE, DEFAULT_SYMMETRIES, Predictor
+        from ..predict import DEFAULT_AVERAGE_ABOVE, Predictor, default_symmetries
 
         c = self.cfg
         p = Predictor(path, device=c.device, batch_size=c.batch_size,
-                      symmetries=DEFAULT_SYMMETRIES if c.symmetries is None else c.symmetries,
+                      symmetries=default_symmetries(c.refine) if c.symmetries is None else c.symmetries,
                       compile=False,  # _compile below does it (frozen, batch 1): compiling here too
                       # wrapped the network twice, and the copies ran through a non-frozen graph
                       average_above=DEFAULT_AVERAGE_ABOVE if c.average_above is None else c.average_above)
