@@ -51,8 +51,9 @@ def main(argv=None) -> int:
 
     single_blas_thread()  # as the service does
     d = Path("/tmp/bench_observer")
-    svc = WatchService(WatchConfig(inbox=d / "in", out=d / "out", refine=0, compile=True, precision="fp32",
-                                   fmt="npz"))
+    # 4 copies, as when this was measured (the service's refine-0 default is now one pass)
+    svc = WatchService(WatchConfig(inbox=d / "in", out=d / "out", refine=0, symmetries=4, compile=True,
+                                   precision="fp32", fmt="npz"))
     svc._load_predictor(None)  # the service's own load and compile, nothing started
     p = svc.predictor
     pats = [m.astype(np.float32) for m, _ in make_patterns(5, seed=21)]

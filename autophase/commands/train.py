@@ -74,6 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="cpu, cuda, cuda:N (default: this rank's GPU if any)")
     p.add_argument("--no-amp", action="store_true", help="GPU: no bfloat16 autocast")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--select-on", metavar="PANEL",
+                   help="keep best.pt by NN + K ER against phasing on held-back patterns, e.g. "
+                        "generator2:8:2,simulator:8:22,scan54:3 (autophase.train.selection; default: by the "
+                        "validation loss)")
+    p.add_argument("--select-refine", type=int, default=50, metavar="K",
+                   help="ER iterations after the network when selecting (default 50)")
 
 
 #: option dest → (network or train, field(s) of NetworkConfig / TrainConfig) that --resume keeps
@@ -156,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
                           steps_per_epoch=args.steps_per_epoch, max_samples=args.max_samples, max_val=args.max_val,
                           time_limit_min=args.time_limit, augment=not args.no_augment, thin=args.thin,
                           freeze_bn=args.freeze_bn, bn_recalibrate=args.bn_recalibrate, seed=args.seed,
-                          workers=args.workers, amp=not args.no_amp)
+                          workers=args.workers, amp=not args.no_amp, select_on=args.select_on,
+                          select_refine=args.select_refine)
     except ValueError as e:
         raise InputError(f"train: {e}") from None
     dataset = open_dataset(args.data, repeat=args.repeat)

@@ -385,6 +385,24 @@ def _finetune(r: dict[str, Any], p: Parts) -> None:
                 [(i + 1, v, None) for i, v in enumerate(val)], "lower", group="finetune")
 
 
+def _selection(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_selection.py: checkpoints scored as ``train --select-on`` scores them."""
+    for m in _l(r.get("models")):
+        m = _d(m)
+        model = str(m.get("sha256", ""))
+        p.metric("selection.score", m.get("select_score"), "x", "lower", group="selection",
+                 label=f"{m.get('path')}: geometric mean over sources of median χ²(NN + ER) ÷ χ²(phasing)",
+                 params={"model": model})
+        for k, v in m.items():
+            for stat, unit in (("_median_ratio", "x"), ("_within_1.2", "1")):
+                if k.startswith("select_") and k.endswith(stat):
+                    better = "lower" if stat == "_median_ratio" else "higher"
+                    p.metric(f"selection{stat.replace('_', '.', 1)}", v, unit, better, group="selection",
+                             params={"model": model, "source": k[len("select_"):-len(stat)], "method": "nn+er"})
+        p.metric("selection.seconds", m.get("select_s"), "s", "lower", group="selection-time", params={"model": model})
+    p.metric("selection.references_s", r.get("references_s"), "s", "lower", group="selection-time")
+
+
 # ---------------------------------------------------------------------------- metrics
 def _metrics(r: dict[str, Any], p: Parts) -> None:
     """benchmarks/bench_metrics.py: cost and accuracy of the sub-voxel alignment."""
@@ -662,7 +680,7 @@ def _refinement(r: dict[str, Any], p: Parts) -> None:
 
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
-    "live": _live, "live-page": _live_page, "observer": _observer, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
+    "live": _live, "live-page": _live_page, "observer": _observer, "selection": _selection, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
 }

@@ -20,7 +20,8 @@ made held-out loss jump in eval mode); validation over this rank's part of the h
 20 %, summed over ranks; the losses of fixed trivial answers on the same patterns; the
 spread of predictions across inputs (≈ 0 means collapse: every input gets the same
 answer); a checkpoint written atomically (``checkpoint.pt``, plus ``best.pt`` on a new
-best validation loss); ``metrics.csv`` rewritten from the history kept in the checkpoint
+best validation loss, or with ``select_on`` a new best NN + K ER score against phasing on
+held-back patterns of several sources, :mod:`autophase.train.selection`); ``metrics.csv`` rewritten from the history kept in the checkpoint
 (so a resumed run's CSV is exactly its history); TensorBoard scalars under ``tb/``.
 
 ``resume`` continues from a checkpoint with its epoch count, step, learning rate,
@@ -121,6 +122,9 @@ class TrainConfig:
         equivalence of N-rank and 1-process steps).
     bn_recalibrate : training batches used to re-estimate BatchNorm statistics before
         each validation (0 = keep the running averages).
+    select_on : a panel ``SOURCE:N:SEED,…`` (:mod:`autophase.train.selection`): ``best.pt``
+        is kept by NN + ``select_refine`` ER against phasing on it, not by the validation
+        loss (which still drives the scheduler). None: by the validation loss.
     """
 
     epochs: int = 20
@@ -148,6 +152,8 @@ class TrainConfig:
     workers: int = 0
     amp: bool = True  # bfloat16 autocast, GPU only
     channels_last: bool = True  # channels_last_3d memory format (CPU and GPU)
+    select_on: str | None = None
+    select_refine: int = 50
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -158,6 +164,12 @@ class TrainConfig:
             raise ValueError("need batch_size ≥ 1, epochs ≥ 0, lr > 0")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.select_on is not None:
+            from .selection import parse_panel
+
+            parse_panel(self.select_on)  # an InputError naming --select-on
+            if self.select_refine < 1:
+                raise ValueError(f"--select-refine: K ≥ 1 ER iterations, got {self.select_refine}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -219,8 +231,10 @@ class Trainer:
         if ck is not None:
             network = NetworkConfig.from_dict(ck["network"])
             kept = TrainConfig.from_dict(ck["train"])
-            # what may change on resume: how long to go on, and how many loader processes
+            # what may change on resume: how long to go on, how many loader processes, and
+            # which checkpoint to keep as best (it changes no step)
             kept.epochs, kept.time_limit_min, kept.workers = config.epochs, config.time_limit_min, config.workers
+            kept.select_on, kept.select_refine = config.select_on, config.select_refine
             config = kept
         self.net_cfg, self.cfg = network, config
         cfg = config
@@ -279,6 +293,8 @@ class Trainer:
             self.epoch, self.step = int(ck["epoch"]), int(ck["step"])
             self.history = list(ck.get("history", []))
             self.best = float(ck.get("best", math.inf))
+            if ck.get("best_on", "val_loss") != self.best_on:  # another yardstick: start its best afresh
+                self.best = math.inf
             self._partial = ck.get("partial")  # stopped inside an epoch (SIGTERM)
             if self._partial is not None and int(self._partial["world"]) != eng.world:
                 raise ValueError(f"{resume}: stopped inside an epoch on {self._partial['world']} rank(s); "
@@ -289,6 +305,29 @@ class Trainer:
         self.trivial = TrivialAnswers(network.size, self.device)
         self.resumed_from = str(resume) if resume else None
         self.init_from = str(init) if init else None
+        self.panel = None  # the selection panel, built by rank 0 when fit() starts
+
+    @property
+    def best_on(self) -> str:
+        """What ``best.pt`` is kept by: ``"val_loss"`` or ``"select PANEL K"``."""
+        c = self.cfg
+        return "val_loss" if c.select_on is None else f"select {c.select_on} K{c.select_refine}"
+
+    def _select(self) -> dict[str, Any]:
+        """Rank 0 scores this epoch's weights on the selection panel; every rank gets the figures."""
+        from .selection import SelectionPanel
+
+        out: dict[str, Any] | None = None
+        if self.engine.is_root:
+            if self.panel is None:
+                self.panel = SelectionPanel(self.cfg.select_on, self.cfg.select_refine, self.out, log=self._log)
+            tmp = self.out / ".select-candidate.pt"
+            save_checkpoint(tmp, self.state())
+            try:
+                out = self.panel.score(tmp, device=str(self.device))
+            finally:
+                tmp.unlink(missing_ok=True)
+        return self.engine.broadcast_object(out)
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
@@ -425,7 +464,8 @@ class Trainer:
             "network": self.net_cfg.to_dict(), "train": asdict(self.cfg), "model": self.net.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": self.epoch, "step": self.step, "best": self.best, "history": self.history,
+            "epoch": self.epoch, "step": self.step, "best": self.best, "best_on": self.best_on,
+            "history": self.history,
             "engine": self.engine.name, "world": self.engine.world, "data": describe(self.dataset),
             "val_indices": [int(i) for i in self.val_idx],
             "autophase_version": autophase.__version__, **self.extra_meta,
@@ -521,18 +561,20 @@ class Trainer:
                 v = self.validate()
                 # without a validation set the (noisier) training loss has to drive the scheduler
                 monitor = v["val_loss"] if math.isfinite(v["val_loss"]) else train_loss
+                sel = self._select() if cfg.select_on else {}
                 self.epoch += 1
                 if self.scheduler is not None and self.step >= cfg.warmup_steps:
                     self.scheduler.step(monitor)
                 row = {"epoch": self.epoch, "step": self.step, "lr": self.opt.param_groups[0]["lr"],
                        "threshold": ramp(self.step, cfg.threshold_start, cfg.threshold_end, cfg.threshold_steps),
-                       "train_loss": train_loss, **v, "grad_norm": float(tr[2] / max(float(tr[1]), 1)),
+                       "train_loss": train_loss, **v, **sel, "grad_norm": float(tr[2] / max(float(tr[1]), 1)),
                        "train_s": t_train, "epoch_s": time.monotonic() - t0,
                        "samples_per_s": float(tr[1]) * cfg.batch_size / max(t_train, 1e-9)}
                 self.history.append(row)
-                improved = monitor < self.best
+                keep_by = sel["select_score"] if sel else monitor
+                improved = keep_by < self.best
                 if improved:
-                    self.best = monitor
+                    self.best = keep_by
                 if root:
                     st = self.state()
                     save_checkpoint(self.out / "checkpoint.pt", st)
@@ -550,6 +592,7 @@ class Trainer:
                           f"  spread {v['pred_spread']:.3f}  off-centre {v.get('centre_offset_vox', float('nan')):.1f}"
                           f"  bn_gap {v['bn_gap']:.3f}  "
                           f"lr {row['lr']:.2g}  {row['samples_per_s']:.2f} samples/s"
+                          + (f"  select {sel['select_score']:.3f} ({sel['select_s']:.0f} s)" if sel else "")
                           + ("  *" if improved else ""))
                 if self._stop_agreed():  # the signal came during validation: the checkpoint is written
                     self._log(f"train: SIGTERM: stopped after epoch {self.epoch}, step {self.step}; "
