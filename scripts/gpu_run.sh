@@ -16,6 +16,9 @@
 # the watch service's latency (benchmarks/bench_live.py, live-gpu.json),
 # SIM_EXTRA simulate options (default --domain: sizes, shapes, defects, photons and detector
 # effects randomised, docs/training.md; empty for the shipped model's data),
+# SELECT the --select-on panel both candidates keep best.pt by (autophase.train.selection:
+# NN + 50 ER against phasing on held-back patterns; default generator2:8:2,simulator:8:22,
+# plus scan54:3 where the scan's frames are; SELECT= keeps best.pt by the validation loss),
 # TRAIN_EXTRA adds train options (a CPU dry run:
 # NSIM=3 PER=16 BENCH=0 TRAIN_EXTRA="--steps-per-epoch 2 --max-val 4" scripts/gpu_run.sh /tmp/o 0.01).
 #
@@ -85,10 +88,16 @@ else
   start=(--threshold 0:0.1:300)
   lr_a=${LR_A:-1e-3} lr_b=${LR_B:-5e-4} wu_a=50 wu_b=100
 fi
+if [ -z "${SELECT+x}" ]; then  # exploration sets only: never generator 2 set 1 (issue 15's acceptance)
+  SELECT="generator2:8:2,simulator:8:22"
+  [ -d "${AUTOPHASE_SCAN54:-$ROOT/../shared/data/aps34idc-scan54}/frames" ] && SELECT="$SELECT,scan54:3"
+fi
+select=()
+[ -n "$SELECT" ] && select=(--select-on "$SELECT")
 common=(--width 16 --depth 4 --epochs 1000 --max-val 128 --patience 3 "${start[@]}"
-        --workers 6 --time-limit "$MIN" --no-progress)
+        --workers 6 --time-limit "$MIN" --no-progress ${select[@]+"${select[@]}"})
 cut=$(awk "BEGIN { print int($MIN * 60 + 150) }")
-log "train A (lr $lr_a) and B (lr $lr_b) for $MIN min${INIT:+ from $INIT}"
+log "train A (lr $lr_a) and B (lr $lr_b) for $MIN min${INIT:+ from $INIT}${SELECT:+, best.pt by the panel $SELECT}"
 # shellcheck disable=SC2086
 timeout "$cut" $PY -m autophase.cli train --data $DATA --out "$W/A" --batch-size 16 --steps-per-epoch 300 \
   --lr "$lr_a" --warmup "$wu_a" "${common[@]}" ${TRAIN_EXTRA:-} >"$W/A.log" 2>&1 &
