@@ -50,9 +50,19 @@ from .errors import InputError
 if TYPE_CHECKING:  # evaluate() imports the predictor at call time, as it does its other parts
     from .predict import Refinement
 
-__all__ = ["phasing_schedule", "sphere_baseline", "score", "evaluate", "summarise", "RowJournal", "BLOCK"]
+__all__ = ["default_phasing_iterations", "phasing_schedule", "sphere_baseline", "score", "evaluate", "summarise", "RowJournal", "BLOCK"]
 
 METHODS = ("nn", "refine", "phasing", "sphere")
+
+
+def default_phasing_iterations() -> int:
+    """The length of phasing's own default schedule (``PhasingParams().schedule``): what
+    ``evaluate --phasing`` runs when not told, and the only length the external suite,
+    which phases with those defaults, can honour."""
+    from .phasing import PhasingParams
+    from .phasing.schedule import total_iterations
+
+    return total_iterations(PhasingParams().schedule)
 
 
 def phasing_schedule(iterations: int) -> str:
@@ -176,7 +186,7 @@ def held_out_indices(n_total: int, ckpt: dict[str, Any], description: str, n: in
     return list(range(min(n, n_total))), "a dataset the model was not trained on"
 
 
-def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50, phasing: int = 600,
+def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50, phasing: int | None = None,
              seed: int = 0, progress: Callable[[int, int], None] | None = None,
              refinement: Refinement | None = None, symmetries: int | None = None,
              compile: bool | None = None, average_above: float | None = None,
@@ -190,6 +200,7 @@ def evaluate(data: str, model: str | os.PathLike, n: int = 100, refine: int = 50
 
     refinement = refinement or Refinement()
     symmetries = default_symmetries(refine) if symmetries is None else symmetries
+    phasing = default_phasing_iterations() if phasing is None else phasing
 
     ds, truth_of, desc = _open(data)
     opts = {k: v for k, v in (("symmetries", symmetries), ("average_above", average_above)) if v is not None}

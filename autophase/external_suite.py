@@ -206,8 +206,11 @@ def run_command(args, out) -> int:
         raise InputError("--data: the external suite brings its own sources; drop --data or --suite external")
     # options the suite cannot honour are refused, not ignored (phasing runs with its own
     # defaults, the network eagerly, one pattern at a time)
-    if args.phasing != 600:
-        raise InputError(f"--phasing: the external suite phases with phasing's own defaults (600 iterations), "
+    from .evaluate import default_phasing_iterations
+
+    own = default_phasing_iterations()
+    if args.phasing is not None and args.phasing != own:
+        raise InputError(f"--phasing: the external suite phases with phasing's own defaults ({own} iterations), "
                          f"got {args.phasing}")
     if args.compile:
         raise InputError("--compile: the external suite runs the network eagerly (one pattern at a time)")

@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=100, help="held-out crystals to evaluate")
     p.add_argument("--refine", type=int, default=50, metavar="K", help="ER iterations after the NN (0: skip)")
     add_refinement_arguments(p)
-    p.add_argument("--phasing", type=int, default=600, metavar="N",
-                   help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip)")
+    p.add_argument("--phasing", type=int, default=None, metavar="N",
+                   help="iterations of full phasing (20 ER + 160 HIO + 20 ER blocks; 0: skip; default: as "
+                        "many as phasing's own default schedule, 600)")
     p.add_argument("--seed", type=int, default=0, help="phasing's random starts")
     p.add_argument("--sources", default=None,
                    help="--suite external: a comma-separated subset of its sources (default: all)")
@@ -57,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{out}: results must be a .json file")
     if not out.parent.exists():
         raise InputError(f"{out.parent}: output directory does not exist")
-    if args.n < 1 or args.refine < 0 or args.phasing < 0:
+    if args.n < 1 or args.refine < 0 or (args.phasing is not None and args.phasing < 0):
         raise InputError("need --n ≥ 1, --refine ≥ 0, --phasing ≥ 0")
     refinement = refinement_from_args(args)
     if args.suite != "external":
@@ -80,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     rows = out.with_name(out.stem + ".rows.jsonl")
     if rows.exists():
         print(f"evaluate: continuing from the rows in {rows}", file=sys.stderr, flush=True)
-    res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=args.phasing, seed=args.seed,
+    from ..evaluate import default_phasing_iterations
+
+    phasing = default_phasing_iterations() if args.phasing is None else args.phasing
+    res = evaluate(args.data, args.model, n=args.n, refine=args.refine, phasing=phasing, seed=args.seed,
                    progress=progress, refinement=refinement, symmetries=args.symmetries,
                    average_above=args.average_above, compile=args.compile, rows_file=rows)
     write_results(res, out)
