@@ -24,7 +24,10 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def test_panel_spec_parses_and_refuses_in_one_line():
+def test_panel_spec_parses_and_refuses_in_one_line(tmp_path, monkeypatch):
+    from autophase.testsets import sources
+
+    monkeypatch.setattr(sources, "SCAN54_RAW", tmp_path)  # the scan's frames "present" (a clone has none)
     assert parse_panel("generator2:8:2, simulator:4:22,scan54:3") == [
         PanelEntry("generator2", 8, 2), PanelEntry("simulator", 4, 22), PanelEntry("scan54", 3, 0)]
     for bad, says in (("generator2:8:1", "acceptance set"), ("nosuch:2:2", "unknown source 'nosuch'"),
@@ -86,3 +89,13 @@ def test_best_follows_the_selection_score_not_the_validation_loss(tmp_path, monk
     t.fit()
     assert read_checkpoint(tmp_path / "best.pt")["epoch"] == 4  # the first epoch judged by the loss
 
+
+
+def test_a_measured_scan_without_its_frames_is_refused_up_front(tmp_path, monkeypatch):
+    from autophase.testsets import sources
+
+    monkeypatch.setattr(sources, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(sources, "SCAN54_RAW", tmp_path / "nowhere" / "frames")
+    with pytest.raises(InputError, match=r"--select-on: scan54: its frames are not at .*nowhere"):
+        parse_panel("simulator:2:22,scan54:3")
+    assert parse_panel("simulator:2:22") == [PanelEntry("simulator", 2, 22)]

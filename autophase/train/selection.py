@@ -95,6 +95,12 @@ def parse_panel(spec: str, option: str = "--select-on") -> list[PanelEntry]:
             raise InputError(f"{option}: {name} set {seed} is issue 15's acceptance set; choose on another seed")
         if any(e.source == name and e.seed == seed for e in entries):
             raise InputError(f"{option}: {name} set {seed} twice in {spec!r}")
+        if measured:  # before any training: not at the first epoch's end
+            from ..testsets.sources import CACHE_DIR, SCAN54_RAW
+
+            if not (CACHE_DIR / "scan54.cxi").exists() and not SCAN54_RAW.is_dir():
+                raise InputError(f"{option}: {name}: its frames are not at {SCAN54_RAW} "
+                                 f"(set AUTOPHASE_SCAN54, or leave {name} out of the panel)")
         entries.append(PanelEntry(name, n, seed))
     return entries
 
