@@ -21,8 +21,9 @@ made held-out loss jump in eval mode); validation over this rank's part of the h
 spread of predictions across inputs (≈ 0 means collapse: every input gets the same
 answer); a checkpoint written atomically (``checkpoint.pt``, plus ``best.pt`` on a new
 best validation loss, or with ``select_on`` a new best NN + K ER score against phasing on
-held-back patterns of several sources, :mod:`autophase.train.selection`); ``metrics.csv`` rewritten from the history kept in the checkpoint
-(so a resumed run's CSV is exactly its history); TensorBoard scalars under ``tb/``.
+held-back patterns of several sources, :mod:`autophase.train.selection`); ``metrics.csv``
+rewritten from the history kept in the checkpoint (so a resumed run's CSV is exactly its
+history); TensorBoard scalars under ``tb/``.
 
 ``resume`` continues from a checkpoint with its epoch count, step, learning rate,
 optimiser, scheduler and augmentation RNG; ``init`` takes only the weights (fine-tuning).
@@ -305,7 +306,7 @@ class Trainer:
         self.trivial = TrivialAnswers(network.size, self.device)
         self.resumed_from = str(resume) if resume else None
         self.init_from = str(init) if init else None
-        self.panel = None  # the selection panel, built by rank 0 when fit() starts
+        self.panel = None  # the selection panel: rank 0 builds it at the first epoch's end
 
     @property
     def best_on(self) -> str:
