@@ -43,6 +43,9 @@ def test_bad_panel_is_refused_before_training(tmp_path, capsys):
     rc = main(["train", "--data", "synthetic:4", "--out", str(tmp_path / "t"), "--epochs", "1",
                "--select-on", "generator2:4:1"])
     assert rc == 2 and "acceptance set" in capsys.readouterr().err
+    rc = main(["train", "--data", "synthetic:4", "--out", str(tmp_path / "t"), "--epochs", "1",
+               "--select-refine", "20"])
+    assert rc == 2 and "--select-refine 20: only with --select-on" in capsys.readouterr().err
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
 
 

@@ -78,7 +78,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep best.pt by NN + K ER against phasing on held-back patterns, e.g. "
                         "generator2:8:2,simulator:8:22,scan54:3 (autophase.train.selection; default: by the "
                         "validation loss)")
-    p.add_argument("--select-refine", type=int, default=50, metavar="K",
+    p.add_argument("--select-refine", type=int, default=None, metavar="K",
                    help="ER iterations after the network when selecting (default 50)")
 
 
@@ -153,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         args.init = None
     if not 0 <= args.thin < 1:
         raise InputError(f"--thin {args.thin}: must be in [0, 1)")
+    if args.select_on is None and args.select_refine is not None:
+        raise InputError(f"--select-refine {args.select_refine}: only with --select-on (without a panel best.pt "
+                         "is kept by the validation loss)")
     try:
         net = NetworkConfig(width=args.width, depth=args.depth, input_norm=args.input_norm)
         t0, t1, tn = args.threshold
@@ -163,7 +166,8 @@ def run(args: argparse.Namespace) -> int:
                           time_limit_min=args.time_limit, augment=not args.no_augment, thin=args.thin,
                           freeze_bn=args.freeze_bn, bn_recalibrate=args.bn_recalibrate, seed=args.seed,
                           workers=args.workers, amp=not args.no_amp, select_on=args.select_on,
-                          select_refine=args.select_refine)
+                          select_refine=TrainConfig.select_refine if args.select_refine is None
+                          else args.select_refine)
     except ValueError as e:
         raise InputError(f"train: {e}") from None
     dataset = open_dataset(args.data, repeat=args.repeat)
