@@ -36,7 +36,7 @@ def _scan(tmp_path):
 def test_finetune_split_run_writes_before_after(tmp_path):
     src = _scan(tmp_path)
     out = tmp_path / "ft"
-    cfg = FinetuneConfig(n_augment=20, epochs=1, lr=1e-4, batch_size=8, refine=5)
+    cfg = FinetuneConfig(n_augment=20, epochs=1, lr=1e-4, batch_size=8, refine=5, phasing_starts=2)
     res = finetune([str(src)], out, split=True, config=cfg, log=lambda s: None, progress=False)
     for tag in ("before", "after"):
         assert set(res[tag]) >= {"nn", "refine", "model_version"}
@@ -53,6 +53,19 @@ def test_finetune_split_run_writes_before_after(tmp_path):
     typed = read_result(out / "results.json")
     assert typed.kind == "training"
     assert typed.metric("finetune.chi2", process="after", method="nn").value == pytest.approx(res["after"]["nn"]["chi2"])
+    # phasing on the same held-back half, two seeds, and NN + ER against its median
+    ph = res["phasing"]
+    assert [r["seed"] for r in ph["runs"]] == [0, 1] and ph["chi2"] == pytest.approx(
+        np.median([r["chi2"] for r in ph["runs"]]))
+    for tag in ("before", "after"):
+        v = res["refine_vs_phasing"][tag]
+        assert v["ratio"] == pytest.approx(v["refine_chi2"] / ph["chi2"]) and v["le_phasing"] == (v["ratio"] <= 1)
+        # scored as the external suite scores (every measured voxel, the free ones too), not
+        # phasing's own χ² over the constrained voxels: close to it, not equal
+        assert v["refine_chi2"] == pytest.approx(res[tag]["refine"]["chi2"], rel=0.2)
+        m = typed.metric("finetune.refine_over_phasing", process=tag)
+        assert m.value == pytest.approx(v["ratio"]) and m.target.passes(m.value) == v["le_phasing"]
+    assert typed.metric("finetune.chi2", method="phasing").value == pytest.approx(ph["chi2"])
 
 
 def test_finetune_bad_input_writes_nothing(tmp_path):
@@ -70,3 +83,5 @@ def test_finetune_bad_input_writes_nothing(tmp_path):
         finetune([str(tmp_path / "missing.cxi")], tmp_path / "o4", split=True, config=cfg, log=lambda s: None)
     with pytest.raises(InputError, match="too few"):
         FinetuneConfig(n_augment=4, batch_size=8)
+    with pytest.raises(InputError, match="--phasing-starts"):
+        FinetuneConfig(phasing_starts=-1)

@@ -28,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--refine", type=int, default=50, metavar="K", help="ER iterations after the network (0: none)")
     p.add_argument("--max-angle", type=float, default=180.0, help="largest augmentation rotation, degrees")
     p.add_argument("--no-freeze-bn", action="store_true", help="let BatchNorm statistics adapt to the new patterns")
+    p.add_argument("--phasing-starts", type=int, default=3, metavar="N",
+                   help="phasing seeds on the held-back pattern, the median compared with NN + ER (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = FinetuneConfig(n_augment=args.n_augment, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          refine=args.refine, seed=args.seed, max_angle_deg=args.max_angle,
-                         freeze_bn=not args.no_freeze_bn)
+                         freeze_bn=not args.no_freeze_bn, phasing_starts=args.phasing_starts)
     finetune(args.inputs, args.output, holdout=args.holdout, split=args.split_photons, model=args.model,
              config=cfg, progress=False if args.no_progress else None)
     return 0

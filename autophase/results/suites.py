@@ -377,6 +377,14 @@ def _finetune(r: dict[str, Any], p: Parts) -> None:
             if isinstance(res, dict) and "chi2" in res:
                 p.metric("finetune.chi2", res["chi2"], "1", "lower", group="finetune",
                          params={"process": stage, "method": METHOD.get(key, key)})
+    ph = _d(r.get("phasing"))
+    if ph:
+        p.metric("finetune.chi2", ph.get("chi2"), "1", "lower", group="finetune", params={"method": "phasing"},
+                 label=f"phasing on the held-back pattern, median of {len(_l(ph.get('runs')))} seeds")
+    for stage, v in _d(r.get("refine_vs_phasing")).items():
+        p.metric("finetune.refine_over_phasing", _d(v).get("ratio"), "x", "lower", group="finetune",
+                 params={"process": stage, "method": "nn+er"},
+                 target=Target("<=", 1.0, "issue 15: NN + 50 ER χ² ≤ phasing's on held-back photons"))
     t = _d(r.get("training"))
     p.metric("finetune.train_s", t.get("seconds"), "s", "lower", group="finetune-time")
     p.metric("finetune.total_s", r.get("seconds_total"), "s", "lower", group="finetune-time")
