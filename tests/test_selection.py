@@ -102,3 +102,19 @@ def test_a_measured_scan_without_its_frames_is_refused_up_front(tmp_path, monkey
     with pytest.raises(InputError, match=r"--select-on: scan54: its frames are not at .*nowhere"):
         parse_panel("simulator:2:22,scan54:3")
     assert parse_panel("simulator:2:22") == [PanelEntry("simulator", 2, 22)]
+
+
+def test_references_are_kept_per_panel_and_phasing_defaults(tmp_path, monkeypatch):
+    """The kept references serve the same panel under the same phasing defaults only."""
+    calls = []
+    monkeypatch.setattr(SelectionPanel, "reference_chi2", staticmethod(lambda items: calls.append(1) or 0.5))
+    SelectionPanel("simulator:1:22", out_dir=tmp_path, log=lambda m: None)
+    SelectionPanel("simulator:1:22", out_dir=tmp_path, log=lambda m: None)
+    assert len(calls) == 1
+    d = json.loads((tmp_path / REFERENCE_FILE).read_text())
+    (tmp_path / REFERENCE_FILE).write_text(json.dumps({**d, "phasing_defaults": {**d["phasing_defaults"],
+                                                                                   "beta": 0.5}}))
+    SelectionPanel("simulator:1:22", out_dir=tmp_path, log=lambda m: None)
+    (tmp_path / REFERENCE_FILE).write_text("{damaged")
+    SelectionPanel("simulator:1:22", out_dir=tmp_path, log=lambda m: None)
+    assert len(calls) == 3

@@ -23,7 +23,7 @@ which nothing may be chosen.
 
 Each panel pattern's reference is phasing with its defaults (:func:`autophase.phasing.phase`,
 seeded by the item), computed once and kept in ``OUT/selection-reference.json`` (a rerun
-or a resumed run reads it; a different panel or K recomputes it). At the end of every
+or a resumed run reads it; another panel, or other phasing defaults, recompute it). At the end of every
 epoch rank 0 scores the epoch's weights through the real prediction path
 (:class:`autophase.predict.Predictor`, its defaults, then K ER with the default
 :class:`autophase.predict.Refinement`) and reports per source::
@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +137,15 @@ class SelectionPanel:
         from ..atomic import write_json
         from ..testsets.sources import load_source
 
+        from ..phasing import PhasingParams
+
+        defaults = json.loads(json.dumps(asdict(PhasingParams()), default=str))  # as it reads back
         kept: dict[str, float] = {}
         computed = False
         if cache is not None and cache.exists():
             try:
                 d = json.loads(cache.read_text())
-                if d.get("spec") == self.spec:
+                if d.get("spec") == self.spec and d.get("phasing_defaults") == defaults:
                     kept = {str(k): float(v) for k, v in d["reference_chi2"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
                 kept = {}  # a damaged file is recomputed, not trusted
@@ -161,7 +164,7 @@ class SelectionPanel:
                 out.append(_Pattern(e.source, name, first.magnitude, first.measured, kept[name]))
         if cache is not None and computed:
             write_json(cache, {"spec": self.spec, "reference": "autophase.phasing.phase defaults, the item's seed; "
-                               "a measured scan: the median over its seeds",
+                               "a measured scan: the median over its seeds", "phasing_defaults": defaults,
                                "reference_chi2": {p.name: p.reference_chi2 for p in out}})
         self.log(f"select: panel {self.spec}: {len(out)} patterns, phasing references ready "
                  f"in {time.perf_counter() - t0:.0f} s")
