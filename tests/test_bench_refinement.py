@@ -64,5 +64,6 @@ def test_candidate_answers_refine_every_candidate_from_the_real_network(model_pa
     mag = np.sqrt(I * 1e6 / I.sum()).astype(np.float32)
     got = br.candidate_answers(Predictor(str(model_path)), mag, None, refine=3)
     assert set(got) == {"id", "r1", "r2", "r3", "avg4", "avg8"}
-    for c2, r in got.values():
+    for c2, nn, r in got.values():
         assert np.isfinite(c2) and np.isfinite(r.chi2) and r.refine_iterations == 3 and r.object.shape == mag.shape
+        assert nn.chi2 == c2 and nn.refine_iterations == 0  # the network's answer ER started from
