@@ -40,7 +40,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["SIMULATED_SOURCES", "external_sources", "score_answer", "score_no_truth", "run_external"]
+__all__ = ["SIMULATED_SOURCES", "external_sources", "score_answer", "score_no_truth", "phase_scored", "run_external"]
 
 SIMULATED_SOURCES = ("generator2",)
 
@@ -80,6 +80,18 @@ def score_answer(obj, mag, measured, truth) -> dict[str, Any]:
     if truth is not None:
         out.update({k: (float(v) if not isinstance(v, bool) else v) for k, v in compare_to_truth(obj, truth).items()})
     return out
+
+
+def phase_scored(mag, measured, seed: int, truth=None) -> tuple[Any, dict[str, Any]]:
+    """Phasing with its defaults from ``seed`` → (its :class:`~autophase.phasing.PhasingResult`,
+    :func:`score_answer` of its object with ``"seed"`` and ``"seconds"`` added): how every
+    phasing reference here is made and scored."""
+    from .phasing import phase
+
+    t0 = time.perf_counter()
+    res = phase(mag, measured, seed=int(seed))
+    return res, {**score_answer(res.object, mag, measured, truth), "seconds": time.perf_counter() - t0,
+                 "seed": int(seed)}
 
 
 def _stats(v) -> dict[str, float]:
@@ -134,7 +146,6 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
     defaults; the settings used are recorded.
     """
     from .evaluate import sphere_baseline
-    from .phasing import phase
     from .predict import Predictor, Refinement, default_symmetries, refine_prediction
     from .testsets.sources import load_source
 
@@ -175,10 +186,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
             row["refine"] = {**score_answer(r.object, mag, meas, truth), "seconds": p.seconds_nn + r.seconds_refine}
             runs = []
             for j in range(1 if is_sim else phasing_starts):
-                t0 = time.perf_counter()
-                res = phase(mag, meas, seed=int(it.seed) + j)
-                runs.append((res, {**score_answer(res.object, mag, meas, truth), "seconds": time.perf_counter() - t0,
-                                   "seed": int(it.seed) + j}))
+                runs.append(phase_scored(mag, meas, int(it.seed) + j, truth))
             if is_sim:
                 row["phasing"] = runs[0][1]
             else:  # the median run's figures; every start's beside them

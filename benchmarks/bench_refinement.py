@@ -54,9 +54,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autophase.bench.record import RESULTS_DIR, write_record  # noqa: E402
+from autophase.testsets.sources import ACCEPTANCE_SETS  # noqa: E402
 
 DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1/1,0.2/5/0.1/0.5"
-ACCEPTANCE_SET = ("generator2", 1)
 
 
 def parse_settings(text: str):
@@ -83,7 +83,7 @@ def parse_sets(text: str) -> list[tuple[str, int]]:
         name, _, seed = tok.strip().partition("=")
         if not seed.isdigit():
             raise ValueError(f"--sets: {tok!r} is not source=seed")
-        if (name, int(seed)) == ACCEPTANCE_SET:
+        if (name, int(seed)) in ACCEPTANCE_SETS:
             raise ValueError("--sets: generator2 set 1 is issue 15's acceptance set; no setting is chosen on it")
         out.append((name, int(seed)))
     return out

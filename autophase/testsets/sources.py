@@ -27,9 +27,11 @@ from ..paths import cache_dir, checkout_root
 from ..physics import metrics
 from ..physics.forward import magnitude as far_field_magnitude
 
-__all__ = ["Item", "SOURCES", "load_source", "noise_floor_chi2", "prep_scan54", "SCAN54_RAW", "CACHE_DIR"]
+__all__ = ["Item", "SOURCES", "ACCEPTANCE_SETS", "load_source", "noise_floor_chi2", "prep_scan54", "SCAN54_RAW", "CACHE_DIR"]
 
 SOURCES = ("simulator", "generator2", "scan54")
+#: (source, set seed) pairs nothing may be chosen on: issue 15's acceptance set
+ACCEPTANCE_SETS = frozenset({("generator2", 1)})
 # runs/testsets in a checkout, the user's cache from a wheel; the measured scan in the shared
 # data beside the checkout (as CI lays it) unless AUTOPHASE_SCAN54 names it
 CACHE_DIR = (checkout_root() / "runs" / "testsets") if checkout_root() is not None else cache_dir("testsets")

@@ -50,10 +50,8 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["PanelEntry", "parse_panel", "SelectionPanel", "ACCEPTANCE_SETS", "REFERENCE_FILE"]
+__all__ = ["PanelEntry", "parse_panel", "SelectionPanel", "REFERENCE_FILE"]
 
-#: (source, seed) pairs nothing may be chosen on: issue 15's acceptance set
-ACCEPTANCE_SETS = frozenset({("generator2", 1)})
 REFERENCE_FILE = "selection-reference.json"
 _MEASURED = ("scan54",)
 
@@ -73,7 +71,7 @@ class PanelEntry:
 def parse_panel(spec: str, option: str = "--select-on") -> list[PanelEntry]:
     """``"generator2:8:2,simulator:8:22,scan54:3"`` → entries; one clear line naming ``option``
     for anything else."""
-    from ..testsets.sources import SOURCES
+    from ..testsets.sources import ACCEPTANCE_SETS, SOURCES
 
     entries: list[PanelEntry] = []
     for part in [p.strip() for p in str(spec).split(",")]:
@@ -173,11 +171,9 @@ class SelectionPanel:
     @staticmethod
     def reference_chi2(items) -> float:
         """Phasing with its defaults on each item (its own seed) → the median χ²."""
-        from ..external_suite import score_no_truth
-        from ..phasing import phase
+        from ..external_suite import phase_scored
 
-        return float(np.median([score_no_truth(phase(it.magnitude, it.measured, seed=int(it.seed)).object,
-                                               it.magnitude, it.measured)["chi2"] for it in items]))
+        return float(np.median([phase_scored(it.magnitude, it.measured, it.seed)[1]["chi2"] for it in items]))
 
     def score(self, checkpoint: str | os.PathLike, device: str | None = None) -> dict[str, Any]:
         """NN + K ER from ``checkpoint`` on every panel pattern → the module doc's figures:
