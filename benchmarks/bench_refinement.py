@@ -40,6 +40,27 @@ candidate alone, and "best-of-5" / "best-of-6" by LLK_free after ER (5 and 6 × 
 
     .venv/bin/python benchmarks/bench_refinement.py --candidates --n 30 \
         --sets generator2=2,simulator=22 --out benchmarks/results/refinement-candidates-cpu.json
+
+``--oracle`` asks where the gap to phasing lives, on simulated sources (a truth is needed):
+the default refinement from starts that swap part of the network's answer for the truth.
+The network's answer is first aligned to the truth (twin, sub-voxel shift, phase, scale:
+:func:`autophase.physics.metrics.align_to`) so that the two can be mixed voxel by voxel:
+
+* "nn" — the network's answer as ``predict`` refines it;
+* "nn-aligned" — the same answer moved into the truth's frame (a control: ER does not
+  care about twin or shift, so it should score as "nn");
+* "true-support" — a flat amplitude (the median of |nn| over its support) on the true
+  support (|truth| > 0.1 max), times exp(i arg nn): the network's phase on the true
+  outline, without the true amplitude's values inside it;
+* "true-amplitude" — |truth| · exp(i arg nn): the network's phase on the true shape;
+* "true-phase" — |nn| · exp(i arg truth): the true phase on the network's shape;
+* "truth" — the true object: what 50 ER reach from the answer itself, against phasing.
+
+If "true-support" or "true-amplitude" closes the gap the network's shape is what holds ER back; if
+"true-phase" does, its phase. "truth" says how far the χ² line can be met at all.
+
+    .venv/bin/python benchmarks/bench_refinement.py --oracle --n 30 \
+        --sets generator2=2,generator2=3,simulator=22 --out benchmarks/results/refinement-oracle-cpu.json
 """
 from __future__ import annotations
 
@@ -148,6 +169,27 @@ def _slices(path: Path, answers: dict[str, np.ndarray], title: str) -> None:
     plt.close(fig)
 
 
+ORACLE_STARTS = ("nn", "nn-aligned", "true-support", "true-amplitude", "true-phase", "truth")
+
+
+def oracle_starts(answer: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{start: (amplitude, phase)} for ``--oracle`` (module docstring), all but "nn" in the
+    truth's frame; ``answer`` is the network's object and ``truth`` the true one, (z, y, x)
+    complex. The "nn" start is the answer as it is."""
+    from autophase.physics.metrics import align_to
+
+    al = align_to(answer, truth).aligned
+    t = np.asarray(truth, np.complex128)
+    amp = np.abs(al)
+    flat = float(np.median(amp[amp > 0.1 * amp.max()]))
+    return {"nn": (np.abs(answer), np.angle(answer)),
+            "nn-aligned": (amp, np.angle(al)),
+            "true-support": (np.where(np.abs(t) > 0.1 * np.abs(t).max(), flat, 0.0), np.angle(al)),
+            "true-amplitude": (np.abs(t), np.angle(al)),
+            "true-phase": (amp, np.angle(t)),
+            "truth": (np.abs(t), np.angle(t))}
+
+
 CANDIDATE_RULES = ("current", "id", "r1", "r2", "r3", "avg4", "avg8", "best-of-5", "best-of-6")
 
 
@@ -193,6 +235,8 @@ def main(argv=None) -> int:
     ap.add_argument("--slices", default=None, help="a folder for the measured scans' slice pictures")
     ap.add_argument("--candidates", action="store_true",
                     help="refine several network answers, keep the lowest LLK_free (module docstring)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="refine starts that swap the network's amplitude or phase for the truth (module docstring)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -203,15 +247,20 @@ def main(argv=None) -> int:
         ap.error(str(e))
     if a.n < 1 or a.refine < 1:
         ap.error("--n and --refine must be ≥ 1")
+    if a.oracle and a.candidates:
+        ap.error("--oracle and --candidates ask different questions; give one")
+    if a.oracle and any(name == "scan54" for name, _ in sets):
+        ap.error("--oracle needs a truth: scan54 has none")
 
     from autophase.external_suite import score_answer
     from autophase.phasing import phase
-    from autophase.predict import Predictor, refine_prediction
+    from autophase.predict import Prediction, Predictor, finish_prediction, refine_prediction
     from autophase.testsets.sources import load_source
 
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
-           "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else {k: r.to_dict() for k, r in settings}),
+           "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
+                        {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
            "sets": {}, "note": a.note}
     for name, seed in sets:
         items = load_source(name, a.n if name != "scan54" else 1, seed)
@@ -247,6 +296,15 @@ def main(argv=None) -> int:
                               "surface_wraps": surface_wraps(r.object, r.support), "seconds": r.seconds_refine}
                           for k, (c2, _, r) in got.items()}
                 row["refine"] = pick_candidates(scored, got["id"][0], predictor.average_above)
+            elif a.oracle:
+                for key, (amp, ph) in oracle_starts(p.object, truth).items():
+                    t0 = time.perf_counter()
+                    obj, sup, c2, lf = finish_prediction(amp, ph, mag, meas, predictor.threshold)
+                    r = refine_prediction(Prediction(obj, sup, c2, lf), mag, meas, a.refine)
+                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "start_chi2": c2,
+                                          "support_voxels": int(np.count_nonzero(r.support)),
+                                          "surface_wraps": surface_wraps(r.object, r.support),
+                                          "seconds": time.perf_counter() - t0}
             else:
                 for key, how in settings:
                     t0 = time.perf_counter()
@@ -266,7 +324,7 @@ def main(argv=None) -> int:
             print(name, seed, it.name, "phasing %.4g" % row["phasing"]["chi2"],
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
-        for key in (CANDIDATE_RULES if a.candidates else [k for k, _ in settings]):
+        for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

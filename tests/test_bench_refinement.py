@@ -67,3 +67,40 @@ def test_candidate_answers_refine_every_candidate_from_the_real_network(model_pa
     for c2, nn, r in got.values():
         assert np.isfinite(c2) and np.isfinite(r.chi2) and r.refine_iterations == 3 and r.object.shape == mag.shape
         assert nn.chi2 == c2 and nn.refine_iterations == 0  # the network's answer ER started from
+
+
+def test_oracle_starts_mix_the_answer_and_the_truth_in_the_truths_frame():
+    s, z = _ball()
+    truth = s * (1.0 + 0.2 * (z > 0)) * np.exp(0.3j * z / 9.0)
+    # the answer: the truth's twin, moved 2 voxels, with another global phase and scale, and a
+    # wrong phase field (a ramp along x the truth does not have)
+    x = np.mgrid[:32, :32, :32][2] - 16
+    twin = np.conj(truth[::-1, ::-1, ::-1])
+    answer = 3.0 * np.exp(1.1j) * np.roll(twin * np.exp(-0.4j * x[::-1, ::-1, ::-1] / 9.0), 2, axis=0)
+    got = br.oracle_starts(answer, truth)
+    assert set(got) == set(br.ORACLE_STARTS)
+    inside = np.abs(truth) > 0.5
+    # "truth" is the truth; "true-phase" carries it, whatever the answer's phase was
+    assert np.allclose(got["truth"][0], np.abs(truth)) and np.allclose(got["truth"][1][inside], np.angle(truth)[inside])
+    assert np.allclose(got["true-phase"][1], np.angle(truth))
+    # the aligned answer's phase differs from the truth's by the x ramp alone (the shift, twin and
+    # global phase undone), and "true-amplitude" keeps that phase on |truth|
+    d = np.angle(np.exp(1j * (got["nn-aligned"][1] - np.angle(truth))))[inside]
+    ramp = np.angle(np.exp(0.4j * x / 9.0))[inside]
+    assert np.abs(np.angle(np.exp(1j * (d - ramp - np.median(d - ramp))))).max() < 0.05
+    assert np.allclose(got["true-amplitude"][0], np.abs(truth))
+    assert np.allclose(got["true-amplitude"][1], got["nn-aligned"][1])
+    # "true-support": one flat value on the truth's outline, the answer's phase
+    ts = got["true-support"][0]
+    assert set(np.unique(ts)) == {0.0, float(ts.max())} and np.array_equal(ts > 0, np.abs(truth) > 0.1 * np.abs(truth).max())
+    # "nn" is the answer untouched
+    assert np.allclose(got["nn"][0], np.abs(answer)) and np.allclose(got["nn"][1], np.angle(answer))
+
+
+def test_oracle_is_refused_without_a_truth_or_beside_candidates(capsys):
+    with pytest.raises(SystemExit) as e:
+        br.main(["--oracle", "--sets", "generator2=2,scan54=0"])
+    assert e.value.code == 2 and "scan54 has none" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        br.main(["--oracle", "--candidates", "--sets", "generator2=2"])
+    assert e.value.code == 2 and "give one" in capsys.readouterr().err
