@@ -273,7 +273,8 @@ def _row(i: int, mag: np.ndarray, measured: np.ndarray, p, truth: np.ndarray, re
     row["nn"] = {**score(p.object, mag, truth, measured), "seconds": p.seconds_nn, "symmetries": p.symmetries}
     if refine > 0:
         r = refine_prediction(p, mag, measured, refine, refinement)
-        row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine}
+        row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine,
+                         "outline": r.outline}
     if phasing > 0:
         from .phasing import phase
 
@@ -290,6 +291,13 @@ def _stats(v: list[float]) -> dict[str, float]:
     return {"median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(a.mean())}
 
 
+def autocorrelation_fraction(rows: list[dict[str, Any]]) -> float:
+    """The fraction of refined rows that kept the autocorrelation outline
+    (:class:`~autophase.predict.Refinement` ``outline_ratio``)."""
+    got = [r["refine"].get("outline") == "autocorrelation" for r in rows if "refine" in r]
+    return float(np.mean(got)) if got else 0.0
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians/quartiles per answer and metric, and the acceptance figures."""
     out: dict[str, Any] = {}
@@ -303,6 +311,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if "nn" in out:
         out["nn"]["averaged_fraction"] = float(np.mean([r["nn"].get("symmetries", 1) > 1 for r in rows
                                                         if "nn" in r]))
+    if "refine" in out:
+        out["refine"]["autocorrelation_outline_fraction"] = autocorrelation_fraction(rows)
     acc: dict[str, Any] = {}
     if "nn" in out and "sphere" in out:
         acc["nn_beats_sphere_phase_error"] = (out["nn"]["phase_error_rad"]["median"]

@@ -27,12 +27,15 @@ surface is what made 0.1 lose to 0.15 in session 5; the χ² does not show it).
     .venv/bin/python benchmarks/bench_refinement.py --n 30 \\
         --sets simulator=24,generator2=4 --out benchmarks/results/refinement-confirm-cpu.json
 
-Settings are written start/every/threshold/σ, e.g. ``0.2/5/0.15/1`` (the default).
+Settings are written start/every/threshold/σ, e.g. ``0.2/5/0.15/1``, optionally with the
+outline ratio (:class:`autophase.predict.Refinement` ``outline_ratio``) as a fifth field:
+``0.1/5/0.1/1/1.5``. Four fields mean the network's outline alone (ratio 0), as in every
+record made before the ratio existed.
 Generator2 set 1 is issue 15's acceptance set: this script refuses it.
 
-``--candidates`` asks another question with the default refinement: does it pay to refine
-several of the network's answers and keep the one with the lowest LLK_free (no truth
-needed)? The candidates are the single pass ("id"), each of the three 180°-rotated copies
+``--candidates`` asks another question with the default refinement on one outline
+(:func:`one_outline`): does it pay to refine several of the network's answers and keep
+the one with the lowest LLK_free (no truth needed)? The candidates are the single pass ("id"), each of the three 180°-rotated copies
 mapped back ("r1", "r2", "r3", :mod:`autophase.model.symmetry`), and the 4- and 8-copy
 averages ("avg4", "avg8"); each gets 50 ER. The record's "settings" are then rules:
 "current" (what ``predict`` does: avg4 where the single pass's χ² > 0.008, else id), each
@@ -42,11 +45,12 @@ candidate alone, and "best-of-5" / "best-of-6" by LLK_free after ER (5 and 6 × 
         --sets generator2=2,simulator=22 --out benchmarks/results/refinement-candidates-cpu.json
 
 ``--oracle`` asks where the gap to phasing lives, on simulated sources (a truth is needed):
-the default refinement from starts that swap part of the network's answer for the truth.
-The network's answer is first aligned to the truth (twin, sub-voxel shift, phase, scale:
-:func:`autophase.physics.metrics.align_to`) so that the two can be mixed voxel by voxel:
+the default refinement on one outline (:func:`one_outline`) from starts that swap part of
+the network's answer for the truth. The network's answer is first aligned to the truth
+(twin, sub-voxel shift, phase, scale: :func:`autophase.physics.metrics.align_to`) so that
+the two can be mixed voxel by voxel:
 
-* "nn" — the network's answer as ``predict`` refines it;
+* "nn" — the network's answer as ``predict`` refined it before the second outline;
 * "nn-aligned" — the same answer moved into the truth's frame (a control: ER does not
   care about twin or shift, so it should score as "nn");
 * "true-support" — a flat amplitude (the median of |nn| over its support) on the true
@@ -81,16 +85,17 @@ DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1
 
 
 def parse_settings(text: str):
-    """"a/b/c/d,…" → [Refinement(a, b, c, d), …] (validated); ValueError naming a bad one."""
+    """"a/b/c/d[/r],…" → [Refinement(a, b, c, d[, r]), …] (validated); ValueError naming a bad one."""
     from autophase.predict import Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if len(parts) != 4:
-            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma")
+        if len(parts) not in (4, 5):
+            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma[/outline ratio]")
         try:
-            r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3])).validate()
+            r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
+                           float(parts[4]) if len(parts) == 5 else 0.0).validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))
@@ -169,6 +174,15 @@ def _slices(path: Path, answers: dict[str, np.ndarray], title: str) -> None:
     plt.close(fig)
 
 
+def one_outline():
+    """The refinement of ``--candidates`` and ``--oracle``: the default support rule with no
+    second, autocorrelation outline (``Refinement.outline_ratio`` 0). They compare starts, so
+    the refinement keeps the one it is given, as when their records were made."""
+    from autophase.predict import Refinement
+
+    return Refinement(outline_ratio=0.0)
+
+
 ORACLE_STARTS = ("nn", "nn-aligned", "true-support", "true-amplitude", "true-phase", "truth")
 
 
@@ -209,7 +223,7 @@ def candidate_answers(predictor, mag, meas, refine: int) -> dict[str, tuple[floa
     for key, rho in cands.items():
         obj, sup, c2, lf = finish_prediction(np.abs(rho), np.angle(rho), mag, meas, predictor.threshold)
         nn = Prediction(obj, sup, c2, lf)
-        out[key] = (c2, nn, refine_prediction(nn, mag, meas, refine))
+        out[key] = (c2, nn, refine_prediction(nn, mag, meas, refine, one_outline()))
     return out
 
 
@@ -300,7 +314,7 @@ def main(argv=None) -> int:
                 for key, (amp, ph) in oracle_starts(p.object, truth).items():
                     t0 = time.perf_counter()
                     obj, sup, c2, lf = finish_prediction(amp, ph, mag, meas, predictor.threshold)
-                    r = refine_prediction(Prediction(obj, sup, c2, lf), mag, meas, a.refine)
+                    r = refine_prediction(Prediction(obj, sup, c2, lf), mag, meas, a.refine, one_outline())
                     row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "start_chi2": c2,
                                           "support_voxels": int(np.count_nonzero(r.support)),
                                           "surface_wraps": surface_wraps(r.object, r.support),
@@ -309,7 +323,7 @@ def main(argv=None) -> int:
                 for key, how in settings:
                     t0 = time.perf_counter()
                     r = refine_prediction(p, mag, meas, a.refine, how)
-                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth),
+                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "outline": r.outline,
                                           "support_voxels": int(np.count_nonzero(r.support)),
                                           "surface_wraps": surface_wraps(r.object, r.support),
                                           "seconds": time.perf_counter() - t0}

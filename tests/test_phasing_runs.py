@@ -228,7 +228,8 @@ def test_refinement_validate_and_predict_options(tmp_path, capsys):
     np.save(tmp_path / "p.npy", np.ones((64, 64, 64), np.float32))
     for opts, named in ((["--refine-sw-threshold", "5"], "--refine-sw-threshold 5"),
                         (["--refine-shrink-wrap", "-2"], "--refine-shrink-wrap -2"),
-                        (["--refine-start-threshold", "1.5"], "--refine-start-threshold 1.5")):
+                        (["--refine-start-threshold", "1.5"], "--refine-start-threshold 1.5"),
+                        (["--refine-outline-ratio", "0.5"], "--refine-outline-ratio 0.5")):
         assert main(["predict", str(tmp_path / "p.npy"), "-o", str(tmp_path / "o.npz"), "--refine", "5", *opts]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and named in err[0], err

@@ -569,6 +569,7 @@ def _evaluate(r: dict[str, Any], p: Parts) -> None:
     if _num(_d(summary.get("nn")).get("averaged_fraction")) is not None:
         p.metric("eval.nn_averaged_fraction", summary["nn"]["averaged_fraction"], "1", group="evaluate",
                  label="fraction of crystals whose NN answer averaged symmetric copies")
+    _outline_fraction(summary, p, "evaluate", {})
     rows = _l(r.get("crystals"))
     _distributions(rows, [str(_d(c).get("index")) for c in rows], p, "evaluate", {})
     wv = _d(r.get("whole_voxel"))
@@ -576,6 +577,14 @@ def _evaluate(r: dict[str, Any], p: Parts) -> None:
         _method_summary(_d(wv.get("summary")), p, "evaluate-whole-voxel", {"alignment": "whole-voxel"})
         if wv.get("note"):
             p.notes.append(f"whole_voxel: {wv['note']}")
+
+
+def _outline_fraction(summary: dict[str, Any], p: Parts, group: str, params: dict[str, Scalar]) -> None:
+    """The fraction of refinements that kept the autocorrelation outline, where recorded."""
+    v = _d(summary.get("refine")).get("autocorrelation_outline_fraction")
+    if _num(v) is not None:
+        p.metric("eval.refine_autocorrelation_outline_fraction", v, "1", "", group=group, params=params,
+                 label="fraction of NN + ER answers that kept the autocorrelation outline")
 
 
 def _external(r: dict[str, Any], p: Parts) -> None:
@@ -600,6 +609,7 @@ def _external(r: dict[str, Any], p: Parts) -> None:
                 ("eval.speedup_phasing_over_refine", "speedup_phasing_over_refine", "x", "higher", None)):
             if field_ in acc:
                 p.metric(name, acc[field_], unit, better, group=g, params={"source": source}, target=target)
+        _outline_fraction(summary, p, "external", {"source": source})
         rows = _l(s.get("rows"))
         _distributions(rows, [str(_d(x).get("name")) for x in rows], p, "external", {"source": source})
 

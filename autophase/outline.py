@@ -1,0 +1,144 @@
+"""A second outline for the refinement, from the data: the pattern's autocorrelation support.
+
+The refinement (:func:`autophase.predict.refine_prediction`) starts 50 ER from the
+network's answer inside the network's outline, |ρ_NN| > t·max. ER only trims that outline
+(shrink-wrap on the current iterate), so where the network gets the crystal's shape wrong
+— half of a crystal with a vortex left out, a small rod smeared over a blob eight times
+its volume — ER cannot recover it in 50 iterations. The pattern itself says how large the
+crystal is: the inverse transform of the intensity is the object's autocorrelation, whose
+support is S − S, and half of it, thresholded and grown a little
+(:func:`autophase.phasing.support.autocorrelation_support`, phasing's own estimate), is
+an outline at least as large as a convex crystal, with no network involved.
+
+:func:`autocorrelation_start` builds the second start: that outline moved onto the
+network's answer (the whole-voxel shift that puts |ρ_NN| deepest inside it), filled
+with one flat amplitude (scaled to the data) and the network's phase, continued from the
+nearest voxel where the network left the crystal empty. The refinement
+builds it only where the two outlines disagree in volume (:class:`autophase.predict.Refinement`,
+``outline_ratio``) and keeps the result with the lower free log-likelihood.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "continued_phase",
+           "placed_on"]
+
+
+@dataclass(frozen=True)
+class AutocorrelationStart:
+    """The refinement's second start.
+
+    init : (z, y, x) complex64, flat amplitude on ``support`` (the least-squares scale of its
+        far field to the measured magnitudes), the network's phase continued
+        (:func:`continued_phase`).
+    support : (z, y, x) bool, the autocorrelation outline placed on the network's answer.
+    ratio : |support| / |network outline| (> 1: the data say the crystal is larger).
+    """
+
+    init: np.ndarray
+    support: np.ndarray
+    ratio: float
+
+
+def placed_on(support: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
+    """``support`` rolled (whole voxels, circularly) to the shift s that puts ``amplitude``
+    deepest inside it: the maximum over s of Σ amplitude · D(· − s), D the Euclidean
+    distance from each voxel of ``support`` to its outside (a cross-correlation, by FFT).
+    Both (z, y, x); ``support`` bool, ``amplitude`` real ≥ 0.
+
+    The autocorrelation knows the crystal's extent but not where it sits in the grid; the
+    network's answer does. Plain overlap Σ amplitude · support(· − s) would not do: where
+    the network's answer is much smaller than the outline (the case this is for) every
+    shift that keeps it inside ties, and the FFT's rounding picks one of them.
+    """
+    from scipy import fft as sfft
+    from scipy import ndimage
+
+    from .physics.forward import fft_workers
+
+    s = np.asarray(support, bool)
+    a = np.asarray(amplitude, np.float32)
+    if s.shape != a.shape:
+        raise ValueError(f"support {s.shape} and amplitude {a.shape} must have one shape")
+    # the distance transform on the outline's bounding box (padded by one voxel of outside)
+    # alone: the outline fills a few % of the grid, and the transform of the whole grid was
+    # most of this function's time
+    depth = np.zeros(s.shape, np.float32)
+    idx = np.argwhere(s)
+    if len(idx):
+        lo, hi = np.maximum(idx.min(axis=0) - 1, 0), np.minimum(idx.max(axis=0) + 2, s.shape)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        depth[box] = ndimage.distance_transform_edt(np.pad(s[box], 1))[1:-1, 1:-1, 1:-1]
+    w = fft_workers()
+    cc = sfft.irfftn(sfft.rfftn(a, workers=w) * np.conj(sfft.rfftn(depth, workers=w)), s=a.shape, workers=w)
+    k = np.unravel_index(int(np.argmax(cc)), cc.shape)
+    return np.roll(s, tuple(int(i) for i in k), axis=(0, 1, 2))
+
+
+def continued_phase(obj: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """arg ``obj`` inside ``outline`` and, outside it, the phase of the nearest voxel of
+    ``outline`` (Euclidean; float (z, y, x), radians). Where the network left part of a
+    crystal empty, its phase there is undefined (0 after the support cut); the nearest
+    phase it did give continues the field instead of a step to 0 at its edge, which ER
+    from the larger outline would otherwise have to undo. All 0 if ``outline`` is empty."""
+    from scipy import ndimage
+
+    net = np.asarray(outline, bool)
+    ph = np.angle(obj)
+    if not net.any():
+        return np.zeros(net.shape)
+    _, nearest = ndimage.distance_transform_edt(~net, return_indices=True)
+    return ph[tuple(nearest)]
+
+
+def _usable(magnitude: np.ndarray, measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(√counts as float64 with unusable voxels 0, the mask of usable ones): NaN or negative
+    magnitudes and unmeasured voxels are left out."""
+    mag = np.asarray(magnitude, np.float64)
+    ok = np.isfinite(mag) & (mag >= 0)
+    if measured is not None:
+        ok &= np.asarray(measured, bool)
+    return np.where(ok, mag, 0.0), ok
+
+
+def autocorrelation_outline(magnitude: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
+    """The outline the pattern alone gives, centred on the grid: bool (z, y, x)
+    (:func:`autophase.phasing.support.autocorrelation_support` of the measured intensity,
+    its defaults). ``magnitude`` √counts; ``measured`` False where unmeasured (left out, as
+    are NaN or negative magnitudes)."""
+    from .phasing.support import autocorrelation_support
+
+    mag, ok = _usable(magnitude, measured)
+    return autocorrelation_support(mag ** 2, measured=ok)
+
+
+def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.ndarray,
+                          measured: np.ndarray | None = None,
+                          data_outline: np.ndarray | None = None) -> AutocorrelationStart:
+    """The second start for a network answer ``obj`` (complex (z, y, x), data units) whose
+    outline is ``outline`` (bool); ``magnitude`` √counts, ``measured`` the mask of measured
+    voxels (False = unmeasured; NaN or negative magnitudes count as unmeasured too);
+    ``data_outline`` the :func:`autocorrelation_outline` if already computed.
+
+    The amplitude is flat because the network's own amplitude is what was wrong where the
+    outlines disagree; the phase is the network's, continued outside its outline
+    (:func:`continued_phase`).
+    """
+    from .physics.forward import far_field
+
+    mag, ok = _usable(magnitude, measured)
+    net = np.asarray(outline, bool)
+    data = autocorrelation_outline(magnitude, measured) if data_outline is None else np.asarray(data_outline, bool)
+    s = placed_on(data, np.abs(obj))
+    init = np.where(s, np.exp(1j * continued_phase(obj, net)), 0).astype(np.complex64)
+    # in the data's units, like the network's answer (least squares of |F(init)| on the
+    # measured magnitudes): ER keeps the model's own values on the free voxels, so a start
+    # at another scale would carry that scale into them and into LLK_free
+    F = np.abs(far_field(init)).astype(np.float64)[ok]
+    den = float(F @ F)
+    init *= np.float32(float(F @ mag[ok]) / den if den > 0 else 0.0)
+    n_net = int(np.count_nonzero(net))
+    return AutocorrelationStart(init, s, float(np.count_nonzero(s)) / n_net if n_net else float("inf"))

@@ -1,0 +1,122 @@
+"""autophase.outline and the refinement's second outline (Refinement.outline_ratio): where the
+network gets a crystal's shape wrong, ER from the data's autocorrelation outline recovers it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autophase.outline import autocorrelation_start, placed_on
+from autophase.physics.forward import far_field, support_from_amplitude
+from autophase.predict import Prediction, Refinement, finish_prediction, refine_prediction
+
+
+def _crystal(n=48, r=(9.0, 7.0, 6.0), seed=0):
+    """A noisy pattern of an ellipsoid with a smooth phase → (magnitude, truth, grid z, y, x)."""
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    inside = (z / r[0]) ** 2 + (y / r[1]) ** 2 + (x / r[2]) ** 2 < 1
+    truth = (inside * np.exp(0.8j * np.sin(z / 5.0) + 0.4j * y / 7.0)).astype(np.complex64)
+    rng = np.random.default_rng(seed)
+    intensity = np.abs(far_field(truth)) ** 2
+    counts = rng.poisson(intensity * 1e7 / intensity.sum())
+    return np.sqrt(counts).astype(np.float32), truth, (z, y, x)
+
+
+def test_placed_on_puts_the_amplitude_deepest_inside_even_when_it_is_small():
+    n = 32
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    outline = z ** 2 + y ** 2 + x ** 2 < 8 ** 2                       # centred on voxel 16
+    blob = ((z - 5) ** 2 + (y + 3) ** 2 + x ** 2 < 2 ** 2).astype(np.float32)  # small, off-centre
+    got = placed_on(outline, blob)
+    assert got.sum() == outline.sum()
+    cz, cy, cx = (np.argwhere(got).mean(axis=0) - n // 2).round(6)
+    assert (cz, cy, cx) == (5, -3, 0)  # the outline's centre on the blob's, not just any shift covering it
+    with pytest.raises(ValueError, match="one shape"):
+        placed_on(outline, blob[:-1])
+
+
+def test_the_autocorrelation_outline_covers_a_crystal_the_network_half_missed():
+    mag, truth, (z, y, x) = _crystal()
+    true_outline = np.abs(truth) > 0
+    half = np.where(z > 0, truth, 0)  # a network answer that left out half of the crystal
+    start = autocorrelation_start(half * 30.0, np.abs(half) > 0, mag)
+    # centred on the half it was given, the outline still covers far more of the crystal than
+    # the network did (half)
+    assert (start.support & true_outline).sum() >= 0.75 * true_outline.sum()
+    assert 1.5 < start.ratio < 5            # the two outlines disagree by more than 1.5×
+    assert start.init.dtype == np.complex64 and not start.init[~start.support].any()
+    # the network's phase where it had one, one flat amplitude, in the data's units
+    both = start.support & (np.abs(half) > 0)
+    assert np.allclose(np.angle(start.init[both] * np.conj(half[both])), 0, atol=1e-5)
+    assert np.ptp(np.abs(start.init[start.support])) < 1e-3 * np.abs(start.init).max()
+    F = np.abs(far_field(start.init))
+    assert 0.3 < (F * mag).sum() / (F * F).sum() < 3  # the least-squares scale is ≈ 1
+    # unmeasured voxels are left out, NaN magnitudes too: the outline does not blow up
+    measured = np.ones(mag.shape, bool)
+    measured[:, 23:25, :] = False
+    bad = mag.copy()
+    bad[0, 0, :4] = np.nan
+    gapped = autocorrelation_start(half * 30.0, np.abs(half) > 0, bad, measured)
+    assert (gapped.support & true_outline).sum() >= 0.75 * true_outline.sum() and np.isfinite(gapped.init).all()
+
+
+def _network_like(obj, mag, measured=None):
+    o, s, c2, lf = finish_prediction(np.abs(obj), np.angle(obj), mag, measured)
+    return Prediction(o, s, c2, lf)
+
+
+def test_refinement_keeps_the_autocorrelation_outline_only_where_it_fits_better():
+    mag, truth, (z, y, x) = _crystal()
+    half = _network_like(np.where(z > 0, truth, 0), mag)
+    alone = refine_prediction(half, mag, None, 30, Refinement(outline_ratio=0))
+    both = refine_prediction(half, mag, None, 30)  # the default, 1.5
+    assert alone.outline == "network" and both.outline == "autocorrelation"
+    assert both.llk_free < alone.llk_free and both.chi2 < 0.5 * alone.chi2
+    assert str(both.to_npz_dict()["refine_outline"]) == "autocorrelation"
+    assert float(both.to_npz_dict()["refine_outline_ratio"]) == 1.5
+    # a right answer: the outlines agree within 1.5×, the second run is not made (same answer
+    # as the network's outline alone, bit for bit); with R = 1 it is, and loses on LLK_free
+    right = _network_like(truth, mag)
+    assert refine_prediction(right, mag, None, 30, Refinement(outline_ratio=1.5)).outline == "network"
+    a = refine_prediction(right, mag, None, 30, Refinement(outline_ratio=1.5))
+    b = refine_prediction(right, mag, None, 30, Refinement(outline_ratio=0))
+    assert np.array_equal(a.object, b.object)
+    assert refine_prediction(right, mag, None, 30, Refinement(outline_ratio=1.0)).outline == "network"
+
+
+def test_outline_ratio_is_checked():
+    from autophase.phasing import ParamError
+
+    for ok in (0, 0.0, 1, 1.5, 4):
+        Refinement(outline_ratio=ok).validate()
+    for bad in (0.5, -1.0, float("nan"), float("inf"), True, "2"):
+        with pytest.raises(ParamError) as e:
+            Refinement(outline_ratio=bad).validate()
+        assert e.value.field == "outline_ratio"
+    r = Refinement(outline_ratio=2.0)
+    assert Refinement().outline_ratio == 1.5 and not Refinement(outline_ratio=0).wants_second_outline(10.0)
+    assert r.wants_second_outline(2.5) and r.wants_second_outline(0.3) and not r.wants_second_outline(1.9)
+    assert r.wants_second_outline(float("inf")) and Refinement(outline_ratio=1).wants_second_outline(1.0)
+
+
+def test_evaluate_and_external_summaries_count_the_outlines_kept():
+    from autophase import evaluate, external_suite
+
+    rows = [{"refine": {"chi2": 1.0, "outline": o}} for o in ("autocorrelation", "network", "network", "network")]
+    assert evaluate.summarise(rows)["refine"]["autocorrelation_outline_fraction"] == 0.25
+    assert external_suite.summarise(rows)["refine"]["autocorrelation_outline_fraction"] == 0.25
+    # records written before the option existed have no outline: none kept
+    assert evaluate.autocorrelation_fraction([{"refine": {"chi2": 1.0}}]) == 0.0
+
+
+def test_continued_phase_keeps_the_networks_phase_and_continues_it_from_the_nearest_voxel():
+    from autophase.outline import continued_phase
+
+    n = 16
+    z, y, x = np.mgrid[:n, :n, :n]
+    outline = (z >= 8) & (abs(y - 8) < 4) & (abs(x - 8) < 4)
+    obj = np.where(outline, np.exp(0.2j * x), 0)
+    got = continued_phase(obj, outline)
+    assert np.allclose(got[outline], np.angle(obj[outline]))
+    # below the block (z < 8) each voxel takes the phase of the block's voxel straight above it
+    assert np.allclose(got[3, 8, 6], 0.2 * 6) and np.allclose(got[0, 9, 9], 0.2 * 9)
+    assert not continued_phase(obj, np.zeros_like(outline)).any()
