@@ -12,8 +12,7 @@ an outline at least as large as a convex crystal, with no network involved.
 
 :func:`autocorrelation_start` builds the second start: that outline moved onto the
 network's answer (the whole-voxel shift that puts |ρ_NN| deepest inside it), filled
-with one flat amplitude (scaled to the data) and the network's phase, continued from the
-nearest voxel where the network left the crystal empty. The refinement
+with one flat amplitude (scaled to the data) and the network's phase. The refinement
 builds it only where the two outlines disagree in volume (:class:`autophase.predict.Refinement`,
 ``outline_ratio``) and keeps the result with the lower free log-likelihood.
 """
@@ -23,8 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "continued_phase",
-           "placed_on"]
+__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "placed_on"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +30,7 @@ class AutocorrelationStart:
     """The refinement's second start.
 
     init : (z, y, x) complex64, flat amplitude on ``support`` (the least-squares scale of its
-        far field to the measured magnitudes), the network's phase continued
-        (:func:`continued_phase`).
+        far field to the measured magnitudes), the network's phase (0 where it has none).
     support : (z, y, x) bool, the autocorrelation outline placed on the network's answer.
     ratio : |support| / |network outline| (> 1: the data say the crystal is larger).
     """
@@ -78,22 +75,6 @@ def placed_on(support: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
     return np.roll(s, tuple(int(i) for i in k), axis=(0, 1, 2))
 
 
-def continued_phase(obj: np.ndarray, outline: np.ndarray) -> np.ndarray:
-    """arg ``obj`` inside ``outline`` and, outside it, the phase of the nearest voxel of
-    ``outline`` (Euclidean; float (z, y, x), radians). Where the network left part of a
-    crystal empty, its phase there is undefined (0 after the support cut); the nearest
-    phase it did give continues the field instead of a step to 0 at its edge, which ER
-    from the larger outline would otherwise have to undo. All 0 if ``outline`` is empty."""
-    from scipy import ndimage
-
-    net = np.asarray(outline, bool)
-    ph = np.angle(obj)
-    if not net.any():
-        return np.zeros(net.shape)
-    _, nearest = ndimage.distance_transform_edt(~net, return_indices=True)
-    return ph[tuple(nearest)]
-
-
 def _usable(magnitude: np.ndarray, measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(√counts as float64 with unusable voxels 0, the mask of usable ones): NaN or negative
     magnitudes and unmeasured voxels are left out."""
@@ -124,8 +105,7 @@ def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.nd
     ``data_outline`` the :func:`autocorrelation_outline` if already computed.
 
     The amplitude is flat because the network's own amplitude is what was wrong where the
-    outlines disagree; the phase is the network's, continued outside its outline
-    (:func:`continued_phase`).
+    outlines disagree; the phase is the network's (0 where its answer is empty).
     """
     from .physics.forward import far_field
 
@@ -133,7 +113,10 @@ def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.nd
     net = np.asarray(outline, bool)
     data = autocorrelation_outline(magnitude, measured) if data_outline is None else np.asarray(data_outline, bool)
     s = placed_on(data, np.abs(obj))
-    init = np.where(s, np.exp(1j * continued_phase(obj, net)), 0).astype(np.complex64)
+    # the network's phase where it gave one, 0 where it left the crystal empty: continuing
+    # its phase from the nearest voxel instead fitted χ² a little better and the phase
+    # worse on all four sets tried (docs/training.md, "A second outline from the data")
+    init = np.where(s, np.exp(1j * np.angle(obj)), 0).astype(np.complex64)
     # in the data's units, like the network's answer (least squares of |F(init)| on the
     # measured magnitudes): ER keeps the model's own values on the free voxels, so a start
     # at another scale would carry that scale into them and into LLK_free

@@ -106,17 +106,3 @@ def test_evaluate_and_external_summaries_count_the_outlines_kept():
     assert external_suite.summarise(rows)["refine"]["autocorrelation_outline_fraction"] == 0.25
     # records written before the option existed have no outline: none kept
     assert evaluate.autocorrelation_fraction([{"refine": {"chi2": 1.0}}]) == 0.0
-
-
-def test_continued_phase_keeps_the_networks_phase_and_continues_it_from_the_nearest_voxel():
-    from autophase.outline import continued_phase
-
-    n = 16
-    z, y, x = np.mgrid[:n, :n, :n]
-    outline = (z >= 8) & (abs(y - 8) < 4) & (abs(x - 8) < 4)
-    obj = np.where(outline, np.exp(0.2j * x), 0)
-    got = continued_phase(obj, outline)
-    assert np.allclose(got[outline], np.angle(obj[outline]))
-    # below the block (z < 8) each voxel takes the phase of the block's voxel straight above it
-    assert np.allclose(got[3, 8, 6], 0.2 * 6) and np.allclose(got[0, 9, 9], 0.2 * 9)
-    assert not continued_phase(obj, np.zeros_like(outline)).any()
