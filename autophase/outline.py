@@ -67,7 +67,7 @@ def placed_on(support: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
     idx = np.argwhere(s)
     if len(idx):
         lo, hi = np.maximum(idx.min(axis=0) - 1, 0), np.minimum(idx.max(axis=0) + 2, s.shape)
-        box = tuple(slice(a, b) for a, b in zip(lo, hi))
+        box = tuple(slice(l0, h0) for l0, h0 in zip(lo, hi))
         depth[box] = ndimage.distance_transform_edt(np.pad(s[box], 1))[1:-1, 1:-1, 1:-1]
     w = fft_workers()
     cc = sfft.irfftn(sfft.rfftn(a, workers=w) * np.conj(sfft.rfftn(depth, workers=w)), s=a.shape, workers=w)
