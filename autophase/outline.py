@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "placed_on"]
+__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "placed_on", "volume_ratio"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class AutocorrelationStart:
     init : (z, y, x) complex64, flat amplitude on ``support`` (the least-squares scale of its
         far field to the measured magnitudes), the network's phase (0 where it has none).
     support : (z, y, x) bool, the autocorrelation outline placed on the network's answer.
-    ratio : |support| / |network outline| (> 1: the data say the crystal is larger).
+    ratio : :func:`volume_ratio` of ``support`` to the network's outline.
     """
 
     init: np.ndarray
@@ -75,14 +75,11 @@ def placed_on(support: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
     return np.roll(s, tuple(int(i) for i in k), axis=(0, 1, 2))
 
 
-def _usable(magnitude: np.ndarray, measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """(√counts as float64 with unusable voxels 0, the mask of usable ones): NaN or negative
-    magnitudes and unmeasured voxels are left out."""
-    mag = np.asarray(magnitude, np.float64)
-    ok = np.isfinite(mag) & (mag >= 0)
-    if measured is not None:
-        ok &= np.asarray(measured, bool)
-    return np.where(ok, mag, 0.0), ok
+def volume_ratio(data_outline: np.ndarray, outline: np.ndarray) -> float:
+    """|data_outline| / |outline| (voxel counts; ∞ when ``outline`` is empty): how much the
+    data's outline and the network's disagree, > 1 where the data say the crystal is larger."""
+    n = int(np.count_nonzero(outline))
+    return float(np.count_nonzero(data_outline)) / n if n else float("inf")
 
 
 def autocorrelation_outline(magnitude: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
@@ -90,10 +87,11 @@ def autocorrelation_outline(magnitude: np.ndarray, measured: np.ndarray | None =
     (:func:`autophase.phasing.support.autocorrelation_support` of the measured intensity,
     its defaults). ``magnitude`` √counts; ``measured`` False where unmeasured (left out, as
     are NaN or negative magnitudes)."""
+    from .phasing.api import usable_magnitudes
     from .phasing.support import autocorrelation_support
 
-    mag, ok = _usable(magnitude, measured)
-    return autocorrelation_support(mag ** 2, measured=ok)
+    mag, ok = usable_magnitudes(magnitude, measured)
+    return autocorrelation_support(mag.astype(np.float64) ** 2, measured=ok)
 
 
 def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.ndarray,
@@ -107,9 +105,10 @@ def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.nd
     The amplitude is flat because the network's own amplitude is what was wrong where the
     outlines disagree; the phase is the network's (0 where its answer is empty).
     """
+    from .phasing.api import usable_magnitudes
     from .physics.forward import far_field
 
-    mag, ok = _usable(magnitude, measured)
+    mag, ok = usable_magnitudes(magnitude, measured)
     net = np.asarray(outline, bool)
     data = autocorrelation_outline(magnitude, measured) if data_outline is None else np.asarray(data_outline, bool)
     s = placed_on(data, np.abs(obj))
@@ -122,6 +121,5 @@ def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.nd
     # at another scale would carry that scale into them and into LLK_free
     F = np.abs(far_field(init)).astype(np.float64)[ok]
     den = float(F @ F)
-    init *= np.float32(float(F @ mag[ok]) / den if den > 0 else 0.0)
-    n_net = int(np.count_nonzero(net))
-    return AutocorrelationStart(init, s, float(np.count_nonzero(s)) / n_net if n_net else float("inf"))
+    init *= np.float32(float(F @ mag[ok].astype(np.float64)) / den if den > 0 else 0.0)
+    return AutocorrelationStart(init, s, volume_ratio(s, net))

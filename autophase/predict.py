@@ -608,12 +608,11 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     res = phase(mag, measured, init=p.object, support=first, **kw)
     outline = "network"
     if how.outline_ratio > 0:
-        from .outline import autocorrelation_outline, autocorrelation_start
+        from .outline import autocorrelation_outline, autocorrelation_start, volume_ratio
 
         # the volumes first (the placement and the second run only where they disagree)
         data = autocorrelation_outline(mag, measured)
-        n_first = int(np.count_nonzero(first))
-        if how.wants_second_outline(np.count_nonzero(data) / n_first if n_first else float("inf")):
+        if how.wants_second_outline(volume_ratio(data, first)):
             alt = autocorrelation_start(p.object, first, mag, measured, data)
             other = phase(mag, measured, init=alt.init, support=alt.support, **kw)
             # the lower free log-likelihood, a fit to voxels neither run was fitted to; a NaN

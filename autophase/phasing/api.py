@@ -203,14 +203,21 @@ class _Prepared:
     norm: float              # Σ M² over constrained voxels
 
 
+def usable_magnitudes(mag: np.ndarray, measured: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 magnitudes, 0 where unusable; bool mask of the usable voxels): NaN or negative
+    magnitudes count as unmeasured, as do voxels ``measured`` marks False."""
+    mag = np.asarray(mag, np.float32)
+    bad = ~np.isfinite(mag) | (mag < 0)
+    meas = ~bad if measured is None else (np.asarray(measured, bool) & ~bad)
+    return np.where(meas, mag, 0).astype(np.float32), meas
+
+
 def prepare(mag: np.ndarray, measured: np.ndarray | None, free_fraction: float, seed: int) -> _Prepared:
     """Validate numbers, build masks and the engine's magnitude array."""
     mag = np.asarray(mag, np.float32)
     if mag.ndim != 3:
         raise ValueError(f"expected a 3D pattern, got shape {mag.shape}")
-    bad = ~np.isfinite(mag) | (mag < 0)
-    meas = ~bad if measured is None else (np.asarray(measured, bool) & ~bad)
-    mag = np.where(meas, mag, 0).astype(np.float32)
+    mag, meas = usable_magnitudes(mag, measured)
     free = (metrics.free_mask(mag.shape, free_fraction, measured=meas, seed=seed)
             if free_fraction > 0 else np.zeros(mag.shape, bool))
     constrained = meas & ~free
