@@ -274,7 +274,7 @@ def _row(i: int, mag: np.ndarray, measured: np.ndarray, p, truth: np.ndarray, re
     if refine > 0:
         r = refine_prediction(p, mag, measured, refine, refinement)
         row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine,
-                         "outline": r.outline}
+                         "outline": r.outline, "start_phase": r.start_phase}
     if phasing > 0:
         from .phasing import phase
 
@@ -298,6 +298,13 @@ def autocorrelation_fraction(rows: list[dict[str, Any]]) -> float:
     return float(np.mean(got)) if got else 0.0
 
 
+def zero_phase_fraction(rows: list[dict[str, Any]]) -> float:
+    """The fraction of refined rows that kept the start with no phase
+    (:class:`~autophase.predict.Refinement` ``zero_phase_start``)."""
+    got = [r["refine"].get("start_phase") == "zero" for r in rows if "refine" in r]
+    return float(np.mean(got)) if got else 0.0
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians/quartiles per answer and metric, and the acceptance figures."""
     out: dict[str, Any] = {}
@@ -313,6 +320,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                                         if "nn" in r]))
     if "refine" in out:
         out["refine"]["autocorrelation_outline_fraction"] = autocorrelation_fraction(rows)
+        out["refine"]["zero_phase_start_fraction"] = zero_phase_fraction(rows)
     acc: dict[str, Any] = {}
     if "nn" in out and "sphere" in out:
         acc["nn_beats_sphere_phase_error"] = (out["nn"]["phase_error_rad"]["median"]

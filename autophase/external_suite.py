@@ -109,9 +109,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             out[m] = {k: _stats([h[k] for h in have]) for k in
                       ("chi2", "llk_free", "complex_error", "phase_error_rad", "ssim_box", "seconds") if k in have[0]}
     if "refine" in out:
-        from .evaluate import autocorrelation_fraction
+        from .evaluate import autocorrelation_fraction, zero_phase_fraction
 
         out["refine"]["autocorrelation_outline_fraction"] = autocorrelation_fraction(rows)
+        out["refine"]["zero_phase_start_fraction"] = zero_phase_fraction(rows)
     acc: dict[str, Any] = {"n": len(rows)}
     both = [r for r in rows if "refine" in r and "phasing" in r]
     if both:
@@ -188,7 +189,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
             row["nn"] = {**score_answer(p.object, mag, meas, truth), "seconds": p.seconds_nn, "symmetries": p.symmetries}
             r = refine_prediction(p, mag, meas, refine, refinement)
             row["refine"] = {**score_answer(r.object, mag, meas, truth), "seconds": p.seconds_nn + r.seconds_refine,
-                             "outline": r.outline}
+                             "outline": r.outline, "start_phase": r.start_phase}
             runs = []
             for j in range(1 if is_sim else phasing_starts):
                 runs.append(phase_scored(mag, meas, int(it.seed) + j, truth))

@@ -12,9 +12,12 @@ an outline at least as large as a convex crystal, with no network involved.
 
 :func:`autocorrelation_start` builds the second start: that outline moved onto the
 network's answer (the whole-voxel shift that puts |ρ_NN| deepest inside it), filled
-with one flat amplitude (scaled to the data) and the network's phase. The refinement
-builds it only where the two outlines disagree in volume (:class:`autophase.predict.Refinement`,
-``outline_ratio``) and keeps the result with the lower free log-likelihood.
+with one flat amplitude (scaled to the data) and the network's phase.
+:func:`autocorrelation_starts` builds it and its twin with no phase at all (the network's
+phase adds little on crystals unlike its training set, and where it is wrong it is a worse
+start than none). The refinement builds them only where the two outlines disagree in
+volume (:class:`autophase.predict.Refinement`, ``outline_ratio``) and keeps the result with
+the lowest free log-likelihood.
 """
 from __future__ import annotations
 
@@ -22,7 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AutocorrelationStart", "autocorrelation_outline", "autocorrelation_start", "placed_on", "volume_ratio"]
+__all__ = ["AutocorrelationStart", "START_PHASES", "autocorrelation_outline", "autocorrelation_start",
+           "autocorrelation_starts", "placed_on", "volume_ratio"]
+
+#: the phases a start on the data's outline can carry: the network's, or none (0 everywhere)
+START_PHASES = ("network", "zero")
 
 
 @dataclass(frozen=True)
@@ -30,14 +37,17 @@ class AutocorrelationStart:
     """The refinement's second start.
 
     init : (z, y, x) complex64, flat amplitude on ``support`` (the least-squares scale of its
-        far field to the measured magnitudes), the network's phase (0 where it has none).
+        far field to the measured magnitudes) times exp(i·φ): φ the network's phase (0 where
+        it has none) when ``phase`` is "network", 0 when it is "zero".
     support : (z, y, x) bool, the autocorrelation outline placed on the network's answer.
     ratio : :func:`volume_ratio` of ``support`` to the network's outline.
+    phase : one of :data:`START_PHASES`.
     """
 
     init: np.ndarray
     support: np.ndarray
     ratio: float
+    phase: str = "network"
 
 
 def placed_on(support: np.ndarray, amplitude: np.ndarray) -> np.ndarray:
@@ -105,21 +115,41 @@ def autocorrelation_start(obj: np.ndarray, outline: np.ndarray, magnitude: np.nd
     The amplitude is flat because the network's own amplitude is what was wrong where the
     outlines disagree; the phase is the network's (0 where its answer is empty).
     """
+    return autocorrelation_starts(obj, outline, magnitude, measured, data_outline, ("network",))[0]
+
+
+def autocorrelation_starts(obj: np.ndarray, outline: np.ndarray, magnitude: np.ndarray,
+                           measured: np.ndarray | None = None, data_outline: np.ndarray | None = None,
+                           phases: tuple[str, ...] = START_PHASES) -> list[AutocorrelationStart]:
+    """One start on the data's outline per entry of ``phases`` (:data:`START_PHASES`), in that
+    order, all on one placement (arguments as :func:`autocorrelation_start`).
+
+    Each start is scaled on its own: a flat, phase-free object concentrates its far field
+    at the centre, so the network-phase start's scale would not fit it.
+    """
     from .phasing.api import usable_magnitudes
     from .physics.forward import far_field
 
+    bad = [ph for ph in phases if ph not in START_PHASES]
+    if bad or not phases:
+        raise ValueError(f"phases must be a non-empty choice of {START_PHASES}, not {phases!r}")
     mag, ok = usable_magnitudes(magnitude, measured)
     net = np.asarray(outline, bool)
     data = autocorrelation_outline(magnitude, measured) if data_outline is None else np.asarray(data_outline, bool)
     s = placed_on(data, np.abs(obj))
-    # the network's phase where it gave one, 0 where it left the crystal empty: continuing
-    # its phase from the nearest voxel instead fitted χ² a little better and the phase
-    # worse on all four sets tried (docs/training.md, "A second outline from the data")
-    init = np.where(s, np.exp(1j * np.angle(obj)), 0).astype(np.complex64)
-    # in the data's units, like the network's answer (least squares of |F(init)| on the
-    # measured magnitudes): ER keeps the model's own values on the free voxels, so a start
-    # at another scale would carry that scale into them and into LLK_free
-    F = np.abs(far_field(init)).astype(np.float64)[ok]
-    den = float(F @ F)
-    init *= np.float32(float(F @ mag[ok].astype(np.float64)) / den if den > 0 else 0.0)
-    return AutocorrelationStart(init, s, volume_ratio(s, net))
+    ratio = volume_ratio(s, net)
+    target = mag[ok].astype(np.float64)
+    out = []
+    for ph in phases:
+        # the network's phase where it gave one, 0 where it left the crystal empty: continuing
+        # its phase from the nearest voxel instead fitted χ² a little better and the phase
+        # worse on all four sets tried (docs/training.md, "A second outline from the data")
+        init = (np.where(s, np.exp(1j * np.angle(obj)), 0) if ph == "network" else s).astype(np.complex64)
+        # in the data's units, like the network's answer (least squares of |F(init)| on the
+        # measured magnitudes): ER keeps the model's own values on the free voxels, so a start
+        # at another scale would carry that scale into them and into LLK_free
+        F = np.abs(far_field(init)).astype(np.float64)[ok]
+        den = float(F @ F)
+        init *= np.float32(float(F @ target) / den if den > 0 else 0.0)
+        out.append(AutocorrelationStart(init, s, ratio, ph))
+    return out

@@ -41,6 +41,7 @@ Example::
 """
 from __future__ import annotations
 
+import argparse
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -98,6 +99,11 @@ class Refinement:
         used for nothing else since, and confirmed on two more; docs/training.md, "A second
         outline from the data"): where the network's outline is right the outlines agree
         within 1.5× and nothing changes; 1 gave no better answers at twice the ER.
+    zero_phase_start : on the data's outline, a third start as well: the same flat
+        amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); the lowest
+        LLK_free of the three is kept. On by default since session 15, chosen on the second
+        generator's sets 0 and 2 and the simulator's set 12, confirmed on sets used for nothing
+        else (docs/training.md, "A start with no phase"); off is session 14's refinement.
     """
 
     start_threshold: float = 0.1
@@ -105,6 +111,11 @@ class Refinement:
     sw_threshold: float = 0.1
     sw_sigma: float = 1.0
     outline_ratio: float = 1.5
+    zero_phase_start: bool = True
+
+    def outline_phases(self) -> tuple[str, ...]:
+        """The phases of the starts on the data's outline (:data:`autophase.outline.START_PHASES`)."""
+        return ("network", "zero") if self.zero_phase_start else ("network",)
 
     def wants_second_outline(self, ratio: float) -> bool:
         """Whether a volume ratio |autocorrelation outline| / |network outline| calls for the
@@ -136,6 +147,8 @@ class Refinement:
         r = self.outline_ratio
         if not checks._is_real(r) or not np.isfinite(r) or not (r == 0 or r >= 1):
             raise checks.ParamError("outline_ratio", r, "must be 0 (off), 1 (always) or a volume ratio > 1")
+        if not isinstance(self.zero_phase_start, (bool, np.bool_)):
+            raise checks.ParamError("zero_phase_start", self.zero_phase_start, "must be True or False")
         return self
 
 
@@ -167,6 +180,9 @@ def add_refinement_arguments(p) -> None:
                    help=f"when the pattern's autocorrelation and the network disagree on the crystal's volume "
                         f"by more than R×, refine from both outlines and keep the lower LLK_free "
                         f"(default {d.outline_ratio:g}; 1: always; 0: the network's outline alone)")
+    p.add_argument("--refine-zero-phase", action=argparse.BooleanOptionalAction, default=d.zero_phase_start,
+                   help="on the pattern's outline, also refine from a start with no phase and keep the lowest "
+                        "LLK_free of the three (default: on; --no-refine-zero-phase: the network's phase alone)")
 
 
 def refinement_from_args(args) -> Refinement:
@@ -174,7 +190,8 @@ def refinement_from_args(args) -> Refinement:
     from .phasing.checks import ParamError
 
     r = Refinement(start_threshold=args.refine_start_threshold, shrink_wrap_every=args.refine_shrink_wrap,
-                   sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio)
+                   sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
+                   zero_phase_start=getattr(args, "refine_zero_phase", True))
     options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio"}
     try:
@@ -221,6 +238,8 @@ class Prediction:
     #: which outline the kept refinement started from: "network", or "autocorrelation"
     #: (:class:`Refinement` ``outline_ratio``); "" before any refinement
     outline: str = ""
+    #: the phase it started with: "network", or "zero" (:class:`Refinement` ``zero_phase_start``)
+    start_phase: str = ""
 
     def to_npz_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +252,7 @@ class Prediction:
             **{f"refine_{k}": np.asarray(v) for k, v in (self.refinement.to_dict() if self.refinement else {}).items()},
             "symmetries": np.int64(self.symmetries), "seconds_nn": np.float64(self.seconds_nn),
             "seconds_refine": np.float64(self.seconds_refine), "refine_outline": np.str_(self.outline),
+            "refine_start_phase": np.str_(self.start_phase),
             "chi2_history": np.asarray(self.history.get("chi2", []), np.float64),
             **({"adapt_steps": np.int64(self.history["adapt_steps"]), "adapt_lr": np.float64(self.history["adapt_lr"]),
                 "adapt_chi2": np.asarray(self.history["adapt_chi2"], np.float64)} if "adapt_steps" in self.history else {}),
@@ -605,24 +625,44 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     first = how.start_support(p.object, p.support)
     kw = dict(schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
               sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
-    res = phase(mag, measured, init=p.object, support=first, **kw)
-    outline = "network"
+    # (start, support, outline, phase) of every run: the network's answer on its own outline,
+    # then, where the pattern's autocorrelation disagrees with it on the volume, the starts on
+    # the data's outline (the volumes first: the placement only where they disagree)
+    runs = [(p.object, first, "network", "network")]
     if how.outline_ratio > 0:
-        from .outline import autocorrelation_outline, autocorrelation_start, volume_ratio
+        from .outline import autocorrelation_outline, autocorrelation_starts, volume_ratio
 
-        # the volumes first (the placement and the second run only where they disagree)
         data = autocorrelation_outline(mag, measured)
         if how.wants_second_outline(volume_ratio(data, first)):
-            alt = autocorrelation_start(p.object, first, mag, measured, data)
-            other = phase(mag, measured, init=alt.init, support=alt.support, **kw)
-            # the lower free log-likelihood, a fit to voxels neither run was fitted to; a NaN
-            # (a run that failed) never wins
-            if np.isfinite(other.llk_free) and not (other.llk_free >= res.llk_free):
-                res, outline = other, "autocorrelation"
+            runs += [(alt.init, alt.support, "autocorrelation", alt.phase)
+                     for alt in autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())]
+
+    def one(run):
+        return phase(mag, measured, init=run[0], support=run[1], **kw)
+
+    if len(runs) > 1 and engine == "cpu":
+        # the runs are independent and their numba kernels and FFTs release the GIL: side by
+        # side they take about half the time of one after another on two cores, with the same
+        # answers bit for bit (each thread gets its own engine). A pool per call: one kept for
+        # the process would save the new threads' FFTW planning, which was inside this
+        # machine's noise, and would not survive a fork
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autophase-refine") as pool:
+            results = list(pool.map(one, runs))
+    else:
+        results = [one(r) for r in runs]
+    res, outline, start_phase = results[0], "network", "network"
+    for other, (_, _, o, ph) in zip(results[1:], runs[1:]):
+        # the lowest free log-likelihood, a fit to voxels no run was fitted to; a NaN (a run
+        # that failed) never wins, and a tie keeps the earlier start
+        if np.isfinite(other.llk_free) and not (other.llk_free >= res.llk_free):
+            res, outline, start_phase = other, o, ph
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,
                       seconds_nn=p.seconds_nn, symmetries=p.symmetries,
-                      seconds_refine=time.perf_counter() - t0, history=dict(res.history), outline=outline)
+                      seconds_refine=time.perf_counter() - t0, history=dict(res.history), outline=outline,
+                      start_phase=start_phase)
 
 
 def write_prediction(p: Prediction, out: str | os.PathLike, plot: bool = True,

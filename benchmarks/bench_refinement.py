@@ -29,8 +29,11 @@ surface is what made 0.1 lose to 0.15 in session 5; the χ² does not show it).
 
 Settings are written start/every/threshold/σ, e.g. ``0.2/5/0.15/1``, optionally with the
 outline ratio (:class:`autophase.predict.Refinement` ``outline_ratio``) as a fifth field:
-``0.1/5/0.1/1/1.5``. Four fields mean the network's outline alone (ratio 0), as in every
-record made before the ratio existed.
+``0.1/5/0.1/1/1.5``, and the start with no phase on that outline
+(:class:`autophase.predict.Refinement` ``zero_phase_start``) as a sixth, 0 or 1:
+``0.1/5/0.1/1/1.5/1`` is ``predict``'s default since session 15. Four fields mean the
+network's outline alone (ratio 0), as in every record made before the ratio existed; five,
+the network's phase alone on the second outline, as in every record made before session 15.
 Generator2 set 1 is issue 15's acceptance set: this script refuses it.
 
 ``--candidates`` asks another question with the default refinement on one outline
@@ -85,17 +88,19 @@ DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1
 
 
 def parse_settings(text: str):
-    """"a/b/c/d[/r],…" → [Refinement(a, b, c, d[, r]), …] (validated); ValueError naming a bad one."""
+    """"a/b/c/d[/r[/z]],…" → [Refinement(a, b, c, d[, r[, z]]), …] (validated); ValueError naming
+    a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1) to 0."""
     from autophase.predict import Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if len(parts) not in (4, 5):
-            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma[/outline ratio]")
+        if len(parts) not in (4, 5, 6) or (len(parts) == 6 and parts[5] not in ("0", "1")):
+            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma[/outline ratio[/0 or 1]]")
         try:
             r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
-                           float(parts[4]) if len(parts) == 5 else 0.0).validate()
+                           float(parts[4]) if len(parts) >= 5 else 0.0,
+                           zero_phase_start=len(parts) == 6 and parts[5] == "1").validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))
@@ -324,6 +329,7 @@ def main(argv=None) -> int:
                     t0 = time.perf_counter()
                     r = refine_prediction(p, mag, meas, a.refine, how)
                     row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "outline": r.outline,
+                                          "start_phase": r.start_phase,
                                           "support_voxels": int(np.count_nonzero(r.support)),
                                           "surface_wraps": surface_wraps(r.object, r.support),
                                           "seconds": time.perf_counter() - t0}

@@ -40,8 +40,13 @@ def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
         br.parse_sets("generator2")
     (key, how), = br.parse_settings("0.1/5/0.1/1")
     assert key == "0.1/5/0.1/1" and (how.start_threshold, how.shrink_wrap_every, how.sw_threshold) == (0.1, 5, 0.1)
-    with pytest.raises(ValueError, match="start/every/threshold/sigma"):
-        br.parse_settings("0.1/5/0.1")
+    # a fifth field, the outline ratio, and a sixth, the start with no phase (older records: off)
+    (_, five), (_, six) = br.parse_settings("0.1/5/0.1/1/1.5,0.1/5/0.1/1/1.5/1")
+    assert (five.outline_ratio, five.zero_phase_start) == (1.5, False) and six.zero_phase_start is True
+    assert how.outline_ratio == 0
+    for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0"):
+        with pytest.raises(ValueError, match="start/every/threshold/sigma"):
+            br.parse_settings(bad)
     with pytest.raises(ValueError, match="1.5/5/0.1/1"):
         br.parse_settings("1.5/5/0.1/1")
 

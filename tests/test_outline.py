@@ -105,3 +105,81 @@ def test_evaluate_and_external_summaries_count_the_outlines_kept():
     assert external_suite.summarise(rows)["refine"]["autocorrelation_outline_fraction"] == 0.25
     # records written before the option existed have no outline: none kept
     assert evaluate.autocorrelation_fraction([{"refine": {"chi2": 1.0}}]) == 0.0
+
+
+def test_the_starts_on_the_data_outline_share_one_placement_and_each_has_its_own_scale():
+    from autophase.outline import START_PHASES, autocorrelation_starts
+
+    mag, truth, (z, y, x) = _crystal()
+    half = np.where(z > 0, truth, 0) * 30.0
+    net, zero = autocorrelation_starts(half, np.abs(half) > 0, mag)
+    assert (net.phase, zero.phase) == START_PHASES and np.array_equal(net.support, zero.support)
+    assert net.ratio == zero.ratio
+    # the network-phase start is autocorrelation_start's, bit for bit
+    assert np.array_equal(net.init, autocorrelation_start(half, np.abs(half) > 0, mag).init)
+    # no phase: real, one positive amplitude on the outline, nothing outside
+    assert zero.init.dtype == np.complex64 and not zero.init.imag.any() and not zero.init[~zero.support].any()
+    assert np.ptp(zero.init.real[zero.support]) == 0 and zero.init.real[zero.support].min() > 0
+    # each start at its own least-squares scale: moving either by 2 % fits the data worse
+    for st in (net, zero):
+        F = np.abs(far_field(st.init)).astype(np.float64)
+        misfit = [float(((k * F - mag) ** 2).sum()) for k in (0.98, 1.0, 1.02)]
+        assert misfit[1] < misfit[0] and misfit[1] < misfit[2]
+    assert not np.isclose(np.abs(net.init).max(), np.abs(zero.init).max(), rtol=1e-3)  # not one scale for both
+    for bad in ((), ("network", "random"), ("flat",)):
+        with pytest.raises(ValueError, match="phases"):
+            autocorrelation_starts(half, np.abs(half) > 0, mag, phases=bad)
+
+
+def test_the_start_with_no_phase_wins_where_the_network_phase_is_wrong():
+    n = 48
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    truth = ((z / 9.0) ** 2 + (y / 7.0) ** 2 + (x / 6.0) ** 2 < 1).astype(np.complex64)  # no strain
+    intensity = np.abs(far_field(truth)) ** 2
+    mag = np.sqrt(np.random.default_rng(0).poisson(intensity * 1e7 / intensity.sum())).astype(np.float32)
+    # half the crystal, with a double vortex the crystal does not have
+    wrong = np.where(z > 0, np.exp(2j * np.arctan2(y, x)), 0).astype(np.complex64)
+    p = _network_like(wrong, mag)
+    without = refine_prediction(p, mag, None, 30, Refinement(zero_phase_start=False))
+    with_ = refine_prediction(p, mag, None, 30)  # the default: on
+    assert (with_.outline, with_.start_phase) == ("autocorrelation", "zero")
+    assert without.start_phase == "network" and with_.llk_free < 0.8 * without.llk_free
+    d = with_.to_npz_dict()
+    assert str(d["refine_start_phase"]) == "zero" and bool(d["refine_zero_phase_start"])
+    # a superset of starts: never a higher LLK_free than the first two alone (the same runs)
+    mag2, truth2, (z2, _, _) = _crystal()
+    half = _network_like(np.where(z2 > 0, truth2, 0), mag2)
+    assert (refine_prediction(half, mag2, None, 30).llk_free
+            <= refine_prediction(half, mag2, None, 30, Refinement(zero_phase_start=False)).llk_free)
+    # the network's outline alone: no start on the data's outline is made, whatever the flag
+    one = refine_prediction(p, mag, None, 30, Refinement(outline_ratio=0))
+    assert (one.outline, one.start_phase) == ("network", "network")
+
+
+def test_zero_phase_start_is_checked_and_has_an_option():
+    import argparse
+
+    from autophase.phasing import ParamError
+    from autophase.predict import add_refinement_arguments, refinement_from_args
+
+    for bad in ("yes", 1, None):
+        with pytest.raises(ParamError) as e:
+            Refinement(zero_phase_start=bad).validate()
+        assert e.value.field == "zero_phase_start"
+    ap = argparse.ArgumentParser()
+    add_refinement_arguments(ap)
+    assert refinement_from_args(ap.parse_args([])).zero_phase_start is True
+    off = refinement_from_args(ap.parse_args(["--no-refine-zero-phase"]))
+    assert off.zero_phase_start is False and off.outline_phases() == ("network",)
+    assert Refinement().outline_phases() == ("network", "zero")
+
+
+def test_summaries_count_the_starts_with_no_phase_kept():
+    from autophase import evaluate, external_suite
+
+    rows = [{"refine": {"chi2": 1.0, "outline": o, "start_phase": s}}
+            for o, s in (("autocorrelation", "zero"), ("autocorrelation", "network"), ("network", "network"),
+                         ("network", "network"))]
+    assert evaluate.summarise(rows)["refine"]["zero_phase_start_fraction"] == 0.25
+    assert external_suite.summarise(rows)["refine"]["zero_phase_start_fraction"] == 0.25
+    assert evaluate.zero_phase_fraction([{"refine": {"chi2": 1.0}}]) == 0.0  # older records: none

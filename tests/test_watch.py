@@ -196,6 +196,7 @@ def test_watch_service(tmp_path, model_path):
         assert e["model_version"] and e["latency_s"] > 0 and np.isfinite(e["chi2"])
         assert {"load", "nn", "refine", "write"} <= set(e["stages"])
         assert e["outline"] in ("network", "autocorrelation")  # which outline the kept ER started from
+        assert e["start_phase"] in ("network", "zero")  # ... and with which phase
     assert not (out / "broken.npz").exists() and not (out / "small.npz").exists()
     assert _no_temporaries(out) == []
     with np.load(out / "b.npz") as z:

@@ -806,8 +806,8 @@ class WatchService:
                 "model_version": self.model_version, "model_path": str(p.path),
                 "chi2": _finite(pred.chi2), "llk_free": _finite(pred.llk_free), "latency_s": latency,
                 "arrival": a.arrival, "stages": {k2: round(v, 6) for k2, v in stages.items()},
-                "refine": self.cfg.refine, "outline": pred.outline, "symmetries": pred.symmetries,
-                "batch": len(ready),
+                "refine": self.cfg.refine, "outline": pred.outline, "start_phase": pred.start_phase,
+                "symmetries": pred.symmetries, "batch": len(ready),
                 "device": str(p.device), "precision": p.precision})
             self.echo(f"{a.path.name} -> {target.name}: chi2 {pred.chi2:.5g}  LLK_free {pred.llk_free:.4g}  "
                       f"latency {latency:.3f} s  (model {self.model_version})")

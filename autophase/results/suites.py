@@ -580,11 +580,16 @@ def _evaluate(r: dict[str, Any], p: Parts) -> None:
 
 
 def _outline_fraction(summary: dict[str, Any], p: Parts, group: str, params: dict[str, Scalar]) -> None:
-    """The fraction of refinements that kept the autocorrelation outline, where recorded."""
+    """The fractions of refinements that kept the autocorrelation outline, and the start with
+    no phase on it, where recorded."""
     v = _d(summary.get("refine")).get("autocorrelation_outline_fraction")
     if _num(v) is not None:
         p.metric("eval.refine_autocorrelation_outline_fraction", v, "1", "", group=group, params=params,
                  label="fraction of NN + ER answers that kept the autocorrelation outline")
+    v = _d(summary.get("refine")).get("zero_phase_start_fraction")
+    if _num(v) is not None:
+        p.metric("eval.refine_zero_phase_start_fraction", v, "1", "", group=group, params=params,
+                 label="fraction of NN + ER answers that kept the start with no phase")
 
 
 def _external(r: dict[str, Any], p: Parts) -> None:
