@@ -701,11 +701,22 @@ def _refinement(r: dict[str, Any], p: Parts) -> None:
                          group="refinement", label="median phase error", params=params)
 
 
+def _refine_cost(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_refine_cost.py: the refinement with one, two or three starts, in-process
+    and in a whole ``autophase predict``, median over the patterns."""
+    for part, label in (("in_process", "in-process refinement"), ("whole", "whole predict --refine 50 process")):
+        for setting, v in _d(r.get(f"{part}_median_s")).items():
+            p.metric(f"refine_cost.{part}_s", v, "s", "lower", group="refine-cost",
+                     label="whole phase --no-plot process" if setting == "phase" else label,
+                     params={"source": str(r.get("source", "")), "setting": str(setting)})
+
+
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
     "live": _live, "live-page": _live_page, "observer": _observer, "selection": _selection, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
+    "refine-cost": _refine_cost,
 }
 
 
