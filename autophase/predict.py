@@ -56,7 +56,7 @@ __all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_SYMMETRIES_ALONE", "d
            "DEFAULT_AVERAGE_ABOVE", "SUPPORT_THRESHOLD", "Refinement",
            "Prediction", "Predictor", "default_model_path",
            "resolve_model", "BACKENDS", "finish_prediction", "refine_prediction", "write_prediction",
-           "add_refinement_arguments", "refinement_from_args"]
+           "add_refinement_arguments", "refinement_from_args", "judging_refinement"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
 SUPPORT_THRESHOLD = 0.1
@@ -150,6 +150,16 @@ class Refinement:
         if not isinstance(self.zero_phase_start, (bool, np.bool_)):
             raise checks.ParamError("zero_phase_start", self.zero_phase_start, "must be True or False")
         return self
+
+
+def judging_refinement() -> Refinement:
+    """The refinement that scores a *network* rather than an answer (the learner's promotion
+    rule, ``train --select-on``): the default with every start carrying the network's phase
+    (``zero_phase_start`` off, session 14's refinement). The phase-free start owes the network
+    nothing but the crystal's place in the grid, so where it wins a poor network scores as
+    well as a good one: with it, the shipped weights with noise of each tensor's spread
+    added were promoted over the shipped model on two measured scans."""
+    return Refinement(zero_phase_start=False)
 
 
 def default_symmetries(refine: int) -> int:
@@ -617,7 +627,7 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     keeps them on the GPU, :mod:`autophase.phasing`).
     """
     try:
-        from .phasing import phase
+        from .phasing import phase_each
     except ImportError as e:  # pragma: no cover - phasing is part of the package
         raise RuntimeError(f"--refine needs autophase.phasing ({e})") from None
     how = refinement or Refinement()
@@ -637,21 +647,9 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
             runs += [(alt.init, alt.support, "autocorrelation", alt.phase)
                      for alt in autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())]
 
-    def one(run):
-        return phase(mag, measured, init=run[0], support=run[1], **kw)
-
-    if len(runs) > 1 and engine == "cpu":
-        # the runs are independent and their numba kernels and FFTs release the GIL: side by
-        # side they take about half the time of one after another on two cores, with the same
-        # answers bit for bit (each thread gets its own engine). A pool per call: one kept for
-        # the process would save the new threads' FFTW planning, which was inside this
-        # machine's noise, and would not survive a fork
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autophase-refine") as pool:
-            results = list(pool.map(one, runs))
-    else:
-        results = [one(r) for r in runs]
+    # side by side on CPU threads (about half the time of one after another on two cores),
+    # as one batch on the torch engine
+    results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in runs], **kw)
     res, outline, start_phase = results[0], "network", "network"
     for other, (_, _, o, ph) in zip(results[1:], runs[1:]):
         # the lowest free log-likelihood, a fit to voxels no run was fitted to; a NaN (a run

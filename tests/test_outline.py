@@ -183,3 +183,11 @@ def test_summaries_count_the_starts_with_no_phase_kept():
     assert evaluate.summarise(rows)["refine"]["zero_phase_start_fraction"] == 0.25
     assert external_suite.summarise(rows)["refine"]["zero_phase_start_fraction"] == 0.25
     assert evaluate.zero_phase_fraction([{"refine": {"chi2": 1.0}}]) == 0.0  # older records: none
+
+
+def test_networks_are_judged_with_every_start_carrying_their_phase():
+    from autophase.predict import judging_refinement
+
+    j = judging_refinement().validate()
+    assert j.zero_phase_start is False and j.outline_phases() == ("network",)
+    assert j == Refinement(zero_phase_start=False)  # otherwise the default

@@ -254,3 +254,30 @@ def test_cuda_batched_starts_match_cpu(data32):
     np.testing.assert_allclose([r["chi2"] for r in rg.runs], [r["chi2"] for r in rc.runs], rtol=2e-2)
     # cuFFT and FFTW round differently: near-ties may swap, so compare the kept LLK_free
     assert rg.llk_free == pytest.approx(rc.llk_free, rel=2e-2)
+
+
+def test_phase_each_runs_every_start_as_phase_does_and_chooses_none(data32):
+    from autophase.phasing import phase_each
+
+    M, _, _ = data32
+    kw = dict(schedule="10*ER", shrink_wrap_every=3, sw_threshold=0.1, sw_sigma=1.0)
+    rng = np.random.default_rng(5)
+    seeds = [phase(M, schedule="20*HIO", seed=s) for s in (1, 2, 3)]  # three different starts
+    starts = [(r.object * np.exp(0.3j * rng.standard_normal(M.shape)).astype(np.complex64), r.support)
+              for r in seeds]
+    each = phase_each(M, starts=starts, **kw)
+    one_by_one = [phase(M, init=x, support=s, **kw) for x, s in starts]
+    assert len(each) == 3 and [r.start for r in each] == [0, 1, 2]
+    for a, b in zip(each, one_by_one):  # side by side on threads: the same answers, bit for bit
+        assert np.array_equal(a.object, b.object) and np.array_equal(a.support, b.support)
+        assert a.chi2 == b.chi2 and a.llk_free == b.llk_free
+    assert len({r.llk_free for r in each}) == 3  # really three runs, none chosen
+    # the torch engine, as one batch: the same runs to rounding
+    t = phase_each(M, starts=starts, engine="torch", device="cpu", **kw)
+    np.testing.assert_allclose([r.chi2 for r in t], [r.chi2 for r in each], rtol=2e-2)
+    with pytest.raises(ValueError, match="one candidate"):
+        phase_each(M, starts=starts, schedule="10*ER", sw_threshold=(0.1, 0.2))
+    with pytest.raises(ValueError, match="at least one"):
+        phase_each(M, starts=[], **kw)
+    with pytest.raises(ValueError, match="start 1"):
+        phase_each(M, starts=[starts[0], (starts[1][0][:-1], starts[1][1])], **kw)

@@ -361,10 +361,13 @@ def train_candidate(model: str | os.PathLike, mags: np.ndarray, measured: Sequen
 
 def score_model(model: str | os.PathLike, mags: np.ndarray, measured: Sequence[np.ndarray], refine: int,
                 symmetries: int = 1) -> tuple[float, list[float]]:
-    """(geometric mean, per scan) χ² of the network + ``refine`` ER iterations on (N, S, S, S) √counts."""
-    from ..predict import Predictor
+    """(geometric mean, per scan) χ² of the network + ``refine`` ER iterations on (N, S, S, S)
+    √counts, the refinement :func:`autophase.predict.judging_refinement` (every start carries
+    the network's phase, so the score is the network's)."""
+    from ..predict import Predictor, judging_refinement
 
-    preds = Predictor(model, device="cpu", symmetries=symmetries).predict(mags, list(measured), refine=refine)
+    preds = Predictor(model, device="cpu", symmetries=symmetries).predict(mags, list(measured), refine=refine,
+                                                                          refinement=judging_refinement())
     chi = [float(p.chi2) for p in preds]
     return geometric_mean(chi), chi
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["PhasingParams", "PhasingResult", "ParamError", "phase", "phase_batch", "parse_schedule",
-           "total_iterations"]
+__all__ = ["PhasingParams", "PhasingResult", "ParamError", "phase", "phase_batch", "phase_each",
+           "parse_schedule", "total_iterations"]
 
 _WHERE = {"PhasingParams": "api", "PhasingResult": "api", "ParamError": "checks", "phase": "api",
-          "phase_batch": "api", "parse_schedule": "schedule", "total_iterations": "schedule"}
+          "phase_batch": "api", "phase_each": "api", "parse_schedule": "schedule", "total_iterations": "schedule"}
 
 
 def __getattr__(name: str):

@@ -52,8 +52,8 @@ from .checks import ParamError
 from .schedule import expand, parse_schedule
 from .support import gaussian_transfer, initial_support
 
-__all__ = ["PhasingResult", "PhasingParams", "ParamError", "phase", "phase_batch", "prepare", "sigma_table",
-           "failed_runs", "average_runs"]
+__all__ = ["PhasingResult", "PhasingParams", "ParamError", "phase", "phase_batch", "phase_each", "prepare",
+           "sigma_table", "failed_runs", "average_runs"]
 
 
 @dataclass(frozen=True)
@@ -464,6 +464,54 @@ def phase(magnitude: np.ndarray, measured: np.ndarray | None = None, *, init: np
     total = time.perf_counter() - t0
     results = [_finish(p, x, S, err, algos, total / len(jobs), k) for (x, S, err), (c, k) in zip(outs, jobs)]
     return _select(p, params, cands, jobs, results, total)
+
+
+def phase_each(magnitude: np.ndarray, measured: np.ndarray | None = None, *,
+               starts: list[tuple[np.ndarray, np.ndarray]], params: PhasingParams | None = None,
+               **overrides) -> list[PhasingResult]:
+    """One run from each given start, with no choice among them: what :func:`phase` does for
+    one ``init`` and its ``support``, for several at once; the caller chooses (the
+    refinement after the network keeps the lowest LLK_free, :func:`autophase.predict.refine_prediction`).
+
+    magnitude, measured : as :func:`phase` (one pattern).
+    starts : [(init, support)], init complex (z, y, x) (centred), support bool, same shape.
+    params / overrides : :class:`PhasingParams` fields; one candidate only (one
+        ``sw_threshold``, one ``sw_sigma``).
+
+    Returns the runs' :class:`PhasingResult` in the order of ``starts``. The cpu engine runs
+    them side by side on threads (numba kernels and FFTW release the GIL; each thread has its
+    own engine, and the answers are those of one run at a time, bit for bit); the torch
+    engine runs them as one batch. One start runs in the calling thread, exactly as
+    :func:`phase` runs it.
+    """
+    params = _merge(params, overrides)
+    cands = params.candidates()
+    if len(cands) != 1:
+        raise ValueError(f"phase_each runs one candidate, not {len(cands)}: give one sw_threshold and one sw_sigma")
+    if not starts:
+        raise ValueError("phase_each needs at least one (init, support) start")
+    algos = expand(parse_schedule(params.schedule))
+    p = prepare(magnitude, measured, params.free_fraction, params.seed)
+    runs = []
+    for k, (init, support) in enumerate(starts):
+        x0, S0 = np.asarray(init, np.complex64), np.asarray(support, bool)
+        if x0.shape != p.shape or S0.shape != p.shape:
+            raise ValueError(f"start {k}: init {x0.shape} and support {S0.shape} must have the pattern's shape {p.shape}")
+        runs.append((x0 * S0, S0))
+    t, sigma = cands[0]
+    table = sigma_table(sigma, len(algos), params.shrink_wrap_every)
+    t0 = time.perf_counter()
+    if params.engine == "torch":
+        outs = _run_torch(p, params, algos, [(x0, S0, t, table) for x0, S0 in runs])
+    elif len(runs) == 1:
+        outs = [_run_cpu(p, params, algos, runs[0][0], runs[0][1], t, table)]
+    else:
+        # one thread per start, not fft_workers(): the starts are few and short, and on two
+        # cores three side by side finished sooner than two at a time
+        with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autophase-phase-each") as pool:
+            outs = list(pool.map(lambda r: _run_cpu(p, params, algos, r[0], r[1], t, table), runs))
+    total = time.perf_counter() - t0
+    return [_finish(p, x, S, err, algos, total / len(runs), k) for k, (x, S, err) in enumerate(outs)]
 
 
 def _sigma_record(sigma) -> float | str:

@@ -25,8 +25,9 @@ Each panel pattern's reference is phasing with its defaults (:func:`autophase.ph
 seeded by the item), computed once and kept in ``OUT/selection-reference.json`` (a rerun
 or a resumed run reads it; another panel, or other phasing defaults, recompute it). At the end of every
 epoch rank 0 scores the epoch's weights through the real prediction path
-(:class:`autophase.predict.Predictor`, its defaults, then K ER with the default
-:class:`autophase.predict.Refinement`) and reports per source::
+(:class:`autophase.predict.Predictor`, its defaults, then K ER with
+:func:`autophase.predict.judging_refinement`: the default refinement with every start
+carrying the network's phase, so that the score is the network's) and reports per source::
 
     r_i = χ²(NN + K ER)_i / χ²(phasing)_i
     median_ratio = median_i r_i,   within_1.2 = fraction of i with r_i ≤ 1.2
@@ -180,14 +181,14 @@ class SelectionPanel:
         ``select_score`` and per source ``select_<source>_median_ratio``,
         ``select_<source>_within_1.2``; ``select_s`` the seconds it took."""
         from ..external_suite import score_no_truth
-        from ..predict import Predictor, refine_prediction
+        from ..predict import Predictor, judging_refinement, refine_prediction
 
         t0 = time.perf_counter()
         pred = Predictor(checkpoint, device=device)
         ratios: dict[str, list[float]] = {}
         for p in self.patterns:
             nn = pred.predict(p.magnitude[None], [p.measured])[0]
-            r = refine_prediction(nn, p.magnitude, p.measured, self.refine)
+            r = refine_prediction(nn, p.magnitude, p.measured, self.refine, judging_refinement())
             c2 = score_no_truth(r.object, p.magnitude, p.measured)["chi2"]  # as the external suite scores
             ratios.setdefault(p.source, []).append(c2 / p.reference_chi2)
         out: dict[str, Any] = {}
