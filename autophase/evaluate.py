@@ -291,18 +291,23 @@ def _stats(v: list[float]) -> dict[str, float]:
     return {"median": float(med), "q1": float(q1), "q3": float(q3), "mean": float(a.mean())}
 
 
+def _kept_fraction(rows: list[dict[str, Any]], key: str, value: str) -> float:
+    """The fraction of refined rows whose ``refine[key]`` is ``value`` (rows written before
+    the key existed count as not)."""
+    got = [r["refine"].get(key) == value for r in rows if "refine" in r]
+    return float(np.mean(got)) if got else 0.0
+
+
 def autocorrelation_fraction(rows: list[dict[str, Any]]) -> float:
     """The fraction of refined rows that kept the autocorrelation outline
     (:class:`~autophase.predict.Refinement` ``outline_ratio``)."""
-    got = [r["refine"].get("outline") == "autocorrelation" for r in rows if "refine" in r]
-    return float(np.mean(got)) if got else 0.0
+    return _kept_fraction(rows, "outline", "autocorrelation")
 
 
 def zero_phase_fraction(rows: list[dict[str, Any]]) -> float:
     """The fraction of refined rows that kept the start with no phase
     (:class:`~autophase.predict.Refinement` ``zero_phase_start``)."""
-    got = [r["refine"].get("start_phase") == "zero" for r in rows if "refine" in r]
-    return float(np.mean(got)) if got else 0.0
+    return _kept_fraction(rows, "start_phase", "zero")
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:

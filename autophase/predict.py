@@ -201,7 +201,7 @@ def refinement_from_args(args) -> Refinement:
 
     r = Refinement(start_threshold=args.refine_start_threshold, shrink_wrap_every=args.refine_shrink_wrap,
                    sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
-                   zero_phase_start=getattr(args, "refine_zero_phase", True))
+                   zero_phase_start=args.refine_zero_phase)
     options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio"}
     try:

@@ -268,17 +268,25 @@ def _finish(p: _Prepared, x_u: np.ndarray, S_u: np.ndarray, err: np.ndarray, alg
     return _measure(p, obj, sup, history, seconds, start)
 
 
+def _given_start(p: _Prepared, init, support) -> tuple[np.ndarray, np.ndarray]:
+    """(x0, S0) of a given start, centred: ``init`` (complex) zeroed outside ``support`` (a
+    bool array, or anything else for |init| > 0.1·max, the paper's refinement); both must
+    have the pattern's shape."""
+    x0 = np.asarray(init, np.complex64)
+    if x0.shape != p.shape:
+        raise ValueError(f"init shape {x0.shape} differs from the pattern's {p.shape}")
+    S0 = np.asarray(support, bool) if isinstance(support, np.ndarray) else support_from_amplitude(x0, 0.1)
+    if S0.shape != p.shape:
+        raise ValueError(f"support shape {S0.shape} differs from the pattern's {p.shape}")
+    return x0 * S0, S0
+
+
 def _starts(p: _Prepared, params: PhasingParams, init, support, rng) -> list[tuple[np.ndarray, np.ndarray]]:
     """(x0, S0) per start, centred layout."""
     out = []
     for _ in range(max(1, params.starts)):
         if init is not None:
-            x0 = np.asarray(init, np.complex64)
-            if x0.shape != p.shape:
-                raise ValueError(f"init shape {x0.shape} differs from the pattern's {p.shape}")
-            S0 = (np.asarray(support, bool) if isinstance(support, np.ndarray)
-                  else support_from_amplitude(x0, 0.1))  # the paper's refinement: 10 % of the start
-            out.append((x0 * S0, S0))
+            out.append(_given_start(p, init, support))
             break  # a given start is deterministic: more starts would repeat it
         if isinstance(support, np.ndarray) and support.shape != p.shape:
             raise ValueError(f"support shape {support.shape} differs from the pattern's {p.shape}")
@@ -494,10 +502,10 @@ def phase_each(magnitude: np.ndarray, measured: np.ndarray | None = None, *,
     p = prepare(magnitude, measured, params.free_fraction, params.seed)
     runs = []
     for k, (init, support) in enumerate(starts):
-        x0, S0 = np.asarray(init, np.complex64), np.asarray(support, bool)
-        if x0.shape != p.shape or S0.shape != p.shape:
-            raise ValueError(f"start {k}: init {x0.shape} and support {S0.shape} must have the pattern's shape {p.shape}")
-        runs.append((x0 * S0, S0))
+        try:
+            runs.append(_given_start(p, init, np.asarray(support, bool)))
+        except ValueError as e:
+            raise ValueError(f"start {k}: {e}") from None
     t, sigma = cands[0]
     table = sigma_table(sigma, len(algos), params.shrink_wrap_every)
     t0 = time.perf_counter()
