@@ -274,7 +274,8 @@ def _row(i: int, mag: np.ndarray, measured: np.ndarray, p, truth: np.ndarray, re
     if refine > 0:
         r = refine_prediction(p, mag, measured, refine, refinement)
         row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine,
-                         "outline": r.outline, "start_phase": r.start_phase}
+                         "outline": r.outline, "start_phase": r.start_phase,
+                         "start_sw_threshold": r.start_sw_threshold}
     if phasing > 0:
         from .phasing import phase
 

@@ -101,9 +101,17 @@ class Refinement:
         within 1.5× and nothing changes; 1 gave no better answers at twice the ER.
     zero_phase_start : on the data's outline, a third start as well: the same flat
         amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); the lowest
-        LLK_free of the three is kept. On by default since session 15, chosen on the second
+        LLK_free of the runs is kept. On by default since session 15, chosen on the second
         generator's sets 0 and 2 and the simulator's set 12, confirmed on sets used for nothing
         else (docs/training.md, "A start with no phase"); off is session 14's refinement.
+    zero_phase_sw_threshold : T₀; the phase-free start runs twice, shrink-wrapping at
+        ``sw_threshold`` and at T₀, and the lowest LLK_free of the four runs is kept (0: once,
+        session 15's refinement). From a flat start the first shrink-wraps at 0.1 can cut away
+        part of a crystal the blurred iterate has not yet filled; a lower threshold keeps it
+        while ER fills it, and where it was not needed LLK_free keeps the other. On two CPU
+        cores the four runs take two rounds of threads, as the three did. Default 0.05,
+        chosen on the second generator's sets 0, 2, 3 and 4 and confirmed on sets 5–8
+        (docs/training.md, "The phase-free start at a second threshold").
     """
 
     start_threshold: float = 0.1
@@ -112,10 +120,21 @@ class Refinement:
     sw_sigma: float = 1.0
     outline_ratio: float = 1.5
     zero_phase_start: bool = True
+    zero_phase_sw_threshold: float = 0.05
 
     def outline_phases(self) -> tuple[str, ...]:
         """The phases of the starts on the data's outline (:data:`autophase.outline.START_PHASES`)."""
         return ("network", "zero") if self.zero_phase_start else ("network",)
+
+    def outline_runs(self) -> list[tuple[str, float]]:
+        """(phase, shrink-wrap threshold) of each run on the data's outline, in order: the
+        network's phase at ``sw_threshold``, then, with ``zero_phase_start``, no phase at
+        ``sw_threshold`` and at ``zero_phase_sw_threshold`` (when that is set and differs)."""
+        runs = [(ph, self.sw_threshold) for ph in self.outline_phases()]
+        t0 = self.zero_phase_sw_threshold
+        if self.zero_phase_start and t0 > 0 and t0 != self.sw_threshold:
+            runs.append(("zero", t0))
+        return runs
 
     def wants_second_outline(self, ratio: float) -> bool:
         """Whether a volume ratio |autocorrelation outline| / |network outline| calls for the
@@ -149,6 +168,8 @@ class Refinement:
             raise checks.ParamError("outline_ratio", r, "must be 0 (off), 1 (always) or a volume ratio > 1")
         if not isinstance(self.zero_phase_start, (bool, np.bool_)):
             raise checks.ParamError("zero_phase_start", self.zero_phase_start, "must be True or False")
+        if self.zero_phase_sw_threshold != 0:
+            checks.check_threshold("zero_phase_sw_threshold", self.zero_phase_sw_threshold)
         return self
 
 
@@ -159,7 +180,7 @@ def judging_refinement() -> Refinement:
     nothing but the crystal's place in the grid, so where it wins a poor network scores as
     well as a good one: with it, the shipped weights with noise of each tensor's spread
     added were promoted over the shipped model on two measured scans."""
-    return Refinement(zero_phase_start=False)
+    return Refinement(zero_phase_start=False, zero_phase_sw_threshold=0.0)
 
 
 def default_symmetries(refine: int) -> int:
@@ -192,7 +213,10 @@ def add_refinement_arguments(p) -> None:
                         f"(default {d.outline_ratio:g}; 1: always; 0: the network's outline alone)")
     p.add_argument("--refine-zero-phase", action=argparse.BooleanOptionalAction, default=d.zero_phase_start,
                    help="on the pattern's outline, also refine from a start with no phase and keep the lowest "
-                        "LLK_free of the three (default: on; --no-refine-zero-phase: the network's phase alone)")
+                        "LLK_free of the runs (default: on; --no-refine-zero-phase: the network's phase alone)")
+    p.add_argument("--refine-zero-phase-threshold", type=float, default=d.zero_phase_sw_threshold, metavar="T0",
+                   help=f"run the start with no phase a second time, shrink-wrapping at T0 "
+                        f"(default {d.zero_phase_sw_threshold:g}; 0: once, at --refine-sw-threshold)")
 
 
 def refinement_from_args(args) -> Refinement:
@@ -201,9 +225,11 @@ def refinement_from_args(args) -> Refinement:
 
     r = Refinement(start_threshold=args.refine_start_threshold, shrink_wrap_every=args.refine_shrink_wrap,
                    sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
-                   zero_phase_start=args.refine_zero_phase)
+                   zero_phase_start=args.refine_zero_phase,
+                   zero_phase_sw_threshold=args.refine_zero_phase_threshold)
     options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
-               "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio"}
+               "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio",
+               "zero_phase_sw_threshold": "--refine-zero-phase-threshold"}
     try:
         return r.validate()
     except ParamError as e:
@@ -250,6 +276,9 @@ class Prediction:
     outline: str = ""
     #: the phase it started with: "network", or "zero" (:class:`Refinement` ``zero_phase_start``)
     start_phase: str = ""
+    #: the shrink-wrap threshold of the kept run (:class:`Refinement` ``zero_phase_sw_threshold``);
+    #: NaN before any refinement
+    start_sw_threshold: float = float("nan")
 
     def to_npz_dict(self) -> dict[str, Any]:
         return {
@@ -263,6 +292,7 @@ class Prediction:
             "symmetries": np.int64(self.symmetries), "seconds_nn": np.float64(self.seconds_nn),
             "seconds_refine": np.float64(self.seconds_refine), "refine_outline": np.str_(self.outline),
             "refine_start_phase": np.str_(self.start_phase),
+            "refine_start_sw_threshold": np.float64(self.start_sw_threshold),
             "chi2_history": np.asarray(self.history.get("chi2", []), np.float64),
             **({"adapt_steps": np.int64(self.history["adapt_steps"]), "adapt_lr": np.float64(self.history["adapt_lr"]),
                 "adapt_chi2": np.asarray(self.history["adapt_chi2"], np.float64)} if "adapt_steps" in self.history else {}),
@@ -635,32 +665,35 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     first = how.start_support(p.object, p.support)
     kw = dict(schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
               sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
-    # (start, support, outline, phase) of every run: the network's answer on its own outline,
-    # then, where the pattern's autocorrelation disagrees with it on the volume, the starts on
-    # the data's outline (the volumes first: the placement only where they disagree)
-    runs = [(p.object, first, "network", "network")]
+    # (start, support, outline, phase, shrink-wrap threshold) of every run: the network's
+    # answer on its own outline, then, where the pattern's autocorrelation disagrees with it on
+    # the volume, the runs on the data's outline (the volumes first: the placement only where
+    # they disagree); the phase-free start may run at two thresholds (Refinement.outline_runs)
+    runs = [(p.object, first, "network", "network", how.sw_threshold)]
     if how.outline_ratio > 0:
         from .outline import autocorrelation_outline, autocorrelation_starts, volume_ratio
 
         data = autocorrelation_outline(mag, measured)
         if how.wants_second_outline(volume_ratio(data, first)):
-            runs += [(alt.init, alt.support, "autocorrelation", alt.phase)
-                     for alt in autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())]
+            plan = how.outline_runs()
+            alts = autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())
+            by_phase = {alt.phase: alt for alt in alts}
+            runs += [(by_phase[ph].init, by_phase[ph].support, "autocorrelation", ph, t) for ph, t in plan]
 
     # side by side on CPU threads (about half the time of one after another on two cores),
     # as one batch on the torch engine
-    results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in runs], **kw)
-    res, outline, start_phase = results[0], "network", "network"
-    for other, (_, _, o, ph) in zip(results[1:], runs[1:]):
+    results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in runs], thresholds=[r[4] for r in runs], **kw)
+    res, (_, _, outline, start_phase, start_t) = results[0], runs[0]
+    for other, (_, _, o, ph, t) in zip(results[1:], runs[1:]):
         # the lowest free log-likelihood, a fit to voxels no run was fitted to; a NaN (a run
         # that failed) never wins, and a tie keeps the earlier start
         if np.isfinite(other.llk_free) and not (other.llk_free >= res.llk_free):
-            res, outline, start_phase = other, o, ph
+            res, outline, start_phase, start_t = other, o, ph, t
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,
                       seconds_nn=p.seconds_nn, symmetries=p.symmetries,
                       seconds_refine=time.perf_counter() - t0, history=dict(res.history), outline=outline,
-                      start_phase=start_phase)
+                      start_phase=start_phase, start_sw_threshold=float(start_t))
 
 
 def write_prediction(p: Prediction, out: str | os.PathLike, plot: bool = True,

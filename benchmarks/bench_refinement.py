@@ -88,19 +88,23 @@ DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1
 
 
 def parse_settings(text: str):
-    """"a/b/c/d[/r[/z]],…" → [Refinement(a, b, c, d[, r[, z]]), …] (validated); ValueError naming
-    a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1) to 0."""
+    """"a/b/c/d[/r[/z[/t0]]],…" → [Refinement(a, b, c, d[, r[, z[, t0]]]), …] (validated); ValueError
+    naming a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1) to 0,
+    t0 (that start's second shrink-wrap threshold, :class:`Refinement` ``zero_phase_sw_threshold``)
+    to 0: six fields are session 15's refinement."""
     from autophase.predict import Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if len(parts) not in (4, 5, 6) or (len(parts) == 6 and parts[5] not in ("0", "1")):
-            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma[/outline ratio[/0 or 1]]")
+        if len(parts) not in (4, 5, 6, 7) or (len(parts) >= 6 and parts[5] not in ("0", "1")):
+            raise ValueError(f"--settings: {tok!r} is not "
+                             "start/every/threshold/sigma[/outline ratio[/0 or 1[/second threshold]]]")
         try:
             r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
                            float(parts[4]) if len(parts) >= 5 else 0.0,
-                           zero_phase_start=len(parts) == 6 and parts[5] == "1").validate()
+                           zero_phase_start=len(parts) >= 6 and parts[5] == "1",
+                           zero_phase_sw_threshold=float(parts[6]) if len(parts) == 7 else 0.0).validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))
@@ -330,6 +334,7 @@ def main(argv=None) -> int:
                     r = refine_prediction(p, mag, meas, a.refine, how)
                     row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "outline": r.outline,
                                           "start_phase": r.start_phase,
+                                          "start_sw_threshold": r.start_sw_threshold,
                                           "support_voxels": int(np.count_nonzero(r.support)),
                                           "surface_wraps": surface_wraps(r.object, r.support),
                                           "seconds": time.perf_counter() - t0}

@@ -44,7 +44,12 @@ def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
     (_, five), (_, six) = br.parse_settings("0.1/5/0.1/1/1.5,0.1/5/0.1/1/1.5/1")
     assert (five.outline_ratio, five.zero_phase_start) == (1.5, False) and six.zero_phase_start is True
     assert how.outline_ratio == 0
-    for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0"):
+    # a seventh, the phase-free start's second threshold (six fields: session 15's, once)
+    (_, seven), = br.parse_settings("0.1/5/0.1/1/1.5/1/0.05")
+    assert (six.zero_phase_sw_threshold, seven.zero_phase_sw_threshold) == (0.0, 0.05)
+    with pytest.raises(ValueError, match="zero_phase_sw_threshold"):
+        br.parse_settings("0.1/5/0.1/1/1.5/1/1.5")
+    for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0/1", "0.1/5/0.1/1/1.5/2/0.05"):
         with pytest.raises(ValueError, match="start/every/threshold/sigma"):
             br.parse_settings(bad)
     with pytest.raises(ValueError, match="1.5/5/0.1/1"):

@@ -174,6 +174,45 @@ def test_zero_phase_start_is_checked_and_has_an_option():
     assert Refinement().outline_phases() == ("network", "zero")
 
 
+def test_the_start_with_no_phase_runs_at_a_second_threshold():
+    import argparse
+
+    from autophase.phasing import ParamError
+    from autophase.predict import add_refinement_arguments, refinement_from_args
+
+    d = Refinement()
+    assert d.zero_phase_sw_threshold == 0.05
+    assert d.outline_runs() == [("network", 0.1), ("zero", 0.1), ("zero", 0.05)]
+    assert Refinement(zero_phase_sw_threshold=0).outline_runs() == [("network", 0.1), ("zero", 0.1)]
+    assert Refinement(zero_phase_sw_threshold=0.1).outline_runs() == [("network", 0.1), ("zero", 0.1)]  # no twin run
+    assert Refinement(zero_phase_start=False).outline_runs() == [("network", 0.1)]
+    for bad in (-0.1, 1.0, float("nan"), "0.05"):
+        with pytest.raises(ParamError) as e:
+            Refinement(zero_phase_sw_threshold=bad).validate()
+        assert e.value.field == "zero_phase_sw_threshold"
+    ap = argparse.ArgumentParser()
+    add_refinement_arguments(ap)
+    assert refinement_from_args(ap.parse_args([])).zero_phase_sw_threshold == 0.05
+    assert refinement_from_args(ap.parse_args(["--refine-zero-phase-threshold", "0"])).outline_runs()[-1] == ("zero", 0.1)
+    from autophase.errors import InputError
+
+    with pytest.raises(InputError, match="--refine-zero-phase-threshold"):
+        refinement_from_args(ap.parse_args(["--refine-zero-phase-threshold", "2"]))
+    # the same runs plus one: never a higher LLK_free, and the kept run's threshold is recorded
+    n = 48
+    z, y, x = np.mgrid[:n, :n, :n] - n // 2
+    truth = ((z / 9.0) ** 2 + (y / 7.0) ** 2 + (x / 6.0) ** 2 < 1).astype(np.complex64)
+    intensity = np.abs(far_field(truth)) ** 2
+    mag = np.sqrt(np.random.default_rng(0).poisson(intensity * 1e7 / intensity.sum())).astype(np.float32)
+    p = _network_like(np.where(z > 0, np.exp(2j * np.arctan2(y, x)), 0).astype(np.complex64), mag)
+    four = refine_prediction(p, mag, None, 30)
+    three = refine_prediction(p, mag, None, 30, Refinement(zero_phase_sw_threshold=0))
+    assert four.llk_free <= three.llk_free and three.start_sw_threshold == 0.1
+    assert four.start_sw_threshold in (0.1, 0.05)
+    assert float(four.to_npz_dict()["refine_start_sw_threshold"]) == four.start_sw_threshold
+    assert np.isnan(Prediction(p.object, p.support, 1.0, 1.0).start_sw_threshold)  # before any refinement
+
+
 def test_summaries_count_the_starts_with_no_phase_kept():
     from autophase import evaluate, external_suite
 
@@ -190,4 +229,5 @@ def test_networks_are_judged_with_every_start_carrying_their_phase():
 
     j = judging_refinement().validate()
     assert j.zero_phase_start is False and j.outline_phases() == ("network",)
-    assert j == Refinement(zero_phase_start=False)  # otherwise the default
+    assert j.outline_runs() == [("network", 0.1)]
+    assert j == Refinement(zero_phase_start=False, zero_phase_sw_threshold=0.0)  # otherwise the default

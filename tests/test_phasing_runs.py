@@ -281,3 +281,26 @@ def test_phase_each_runs_every_start_as_phase_does_and_chooses_none(data32):
         phase_each(M, starts=[], **kw)
     with pytest.raises(ValueError, match="start 1"):
         phase_each(M, starts=[starts[0], (starts[1][0][:-1], starts[1][1])], **kw)
+
+
+def test_phase_each_takes_a_shrink_wrap_threshold_per_start(data32):
+    from autophase.phasing import phase_each
+
+    M, _, _ = data32
+    kw = dict(schedule="12*ER", shrink_wrap_every=3, sw_sigma=1.0)
+    seeds = [phase(M, schedule="20*HIO", seed=s) for s in (1, 2)]
+    starts = [(r.object, r.support) for r in seeds]
+    ts = [0.05, 0.3]
+    each = phase_each(M, starts=starts, thresholds=ts, sw_threshold=0.1, **kw)
+    for (x, s), t, a in zip(starts, ts, each):  # each start at its own threshold, as phase runs it
+        b = phase(M, init=x, support=s, sw_threshold=t, **kw)
+        assert np.array_equal(a.object, b.object) and a.chi2 == b.chi2 and a.llk_free == b.llk_free
+    # the thresholds really differ: the tighter one keeps fewer voxels from the same start
+    same = phase_each(M, starts=[starts[0]] * 2, thresholds=ts, **kw)
+    assert same[0].support.sum() > same[1].support.sum()
+    tt = phase_each(M, starts=starts, thresholds=ts, engine="torch", device="cpu", **kw)
+    np.testing.assert_allclose([r.chi2 for r in tt], [r.chi2 for r in each], rtol=2e-2)
+    with pytest.raises(ValueError, match="2 starts"):
+        phase_each(M, starts=starts, thresholds=[0.1], **kw)
+    with pytest.raises(ValueError, match=r"thresholds\[1\]"):
+        phase_each(M, starts=starts, thresholds=[0.1, 1.5], **kw)

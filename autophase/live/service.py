@@ -807,6 +807,7 @@ class WatchService:
                 "chi2": _finite(pred.chi2), "llk_free": _finite(pred.llk_free), "latency_s": latency,
                 "arrival": a.arrival, "stages": {k2: round(v, 6) for k2, v in stages.items()},
                 "refine": self.cfg.refine, "outline": pred.outline, "start_phase": pred.start_phase,
+                "start_sw_threshold": _finite(pred.start_sw_threshold),
                 "symmetries": pred.symmetries, "batch": len(ready),
                 "device": str(p.device), "precision": p.precision})
             self.echo(f"{a.path.name} -> {target.name}: chi2 {pred.chi2:.5g}  LLK_free {pred.llk_free:.4g}  "

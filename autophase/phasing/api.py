@@ -41,7 +41,7 @@ import itertools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -476,7 +476,7 @@ def phase(magnitude: np.ndarray, measured: np.ndarray | None = None, *, init: np
 
 def phase_each(magnitude: np.ndarray, measured: np.ndarray | None = None, *,
                starts: list[tuple[np.ndarray, np.ndarray]], params: PhasingParams | None = None,
-               **overrides) -> list[PhasingResult]:
+               thresholds: Sequence[float] | None = None, **overrides) -> list[PhasingResult]:
     """One run from each given start, with no choice among them: what :func:`phase` does for
     one ``init`` and its ``support``, for several at once; the caller chooses (the
     refinement after the network keeps the lowest LLK_free, :func:`autophase.predict.refine_prediction`).
@@ -485,6 +485,9 @@ def phase_each(magnitude: np.ndarray, measured: np.ndarray | None = None, *,
     starts : [(init, support)], init complex (z, y, x) (centred), support bool, same shape.
     params / overrides : :class:`PhasingParams` fields; one candidate only (one
         ``sw_threshold``, one ``sw_sigma``).
+    thresholds : one shrink-wrap threshold per start, in (0, 1), in place of ``sw_threshold``
+        (the refinement's phase-free start shrinks its support at its own threshold); None:
+        ``sw_threshold`` for every start.
 
     Returns the runs' :class:`PhasingResult` in the order of ``starts``. The cpu engine runs
     them side by side on threads (numba kernels and FFTW release the GIL; each thread has its
@@ -507,17 +510,25 @@ def phase_each(magnitude: np.ndarray, measured: np.ndarray | None = None, *,
         except ValueError as e:
             raise ValueError(f"start {k}: {e}") from None
     t, sigma = cands[0]
+    if thresholds is None:
+        ts = [t] * len(runs)
+    else:
+        ts = list(thresholds)
+        if len(ts) != len(runs):
+            raise ValueError(f"thresholds: {len(ts)} given for {len(runs)} starts")
+        ts = [checks.check_threshold(f"thresholds[{k}]", v) for k, v in enumerate(ts)]
     table = sigma_table(sigma, len(algos), params.shrink_wrap_every)
     t0 = time.perf_counter()
     if params.engine == "torch":
-        outs = _run_torch(p, params, algos, [(x0, S0, t, table) for x0, S0 in runs])
+        outs = _run_torch(p, params, algos, [(x0, S0, tk, table) for (x0, S0), tk in zip(runs, ts)])
     elif len(runs) == 1:
-        outs = [_run_cpu(p, params, algos, runs[0][0], runs[0][1], t, table)]
+        outs = [_run_cpu(p, params, algos, runs[0][0], runs[0][1], ts[0], table)]
     else:
         # one thread per start, not fft_workers(): the starts are few and short, and on two
         # cores three side by side finished sooner than two at a time
         with ThreadPoolExecutor(max_workers=len(runs), thread_name_prefix="autophase-phase-each") as pool:
-            outs = list(pool.map(lambda r: _run_cpu(p, params, algos, r[0], r[1], t, table), runs))
+            outs = list(pool.map(lambda r: _run_cpu(p, params, algos, r[0][0], r[0][1], r[1], table),
+                                 zip(runs, ts)))
     total = time.perf_counter() - t0
     return [_finish(p, x, S, err, algos, total / len(runs), k) for k, (x, S, err) in enumerate(outs)]
 

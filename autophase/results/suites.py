@@ -702,7 +702,7 @@ def _refinement(r: dict[str, Any], p: Parts) -> None:
 
 
 def _refine_cost(r: dict[str, Any], p: Parts) -> None:
-    """benchmarks/bench_refine_cost.py: the refinement with one, two or three starts, in-process
+    """benchmarks/bench_refine_cost.py: the refinement with one to four runs, in-process
     and in a whole ``autophase predict``, median over the patterns."""
     for part, label in (("in_process", "in-process refinement"), ("whole", "whole predict --refine 50 process")):
         for setting, v in _d(r.get(f"{part}_median_s")).items():
