@@ -143,12 +143,14 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
                  phasing_starts: int = 3, sources: list[str] | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
                  symmetries: int | None = None, average_above: float | None = None,
-                 refinement: Any = None) -> dict[str, Any]:
+                 refinement: Any = None, backend: str = "torch") -> dict[str, Any]:
     """Run the suite; returns ``{"model", "settings", "sources": {name: {"rows", "summary"}}}``.
 
     ``symmetries``, ``average_above`` (the :class:`~autophase.predict.Predictor`'s) and
     ``refinement`` (a :class:`~autophase.predict.Refinement`) default to the prediction
-    defaults; the settings used are recorded.
+    defaults; the settings used are recorded. ``backend``: the network's runtime ("torch",
+    or "onnx" as ``predict`` runs on a CPU); the two agree to rounding, and ER, sensitive to
+    its start, turns that into a repeat of the suite.
     """
     from .evaluate import sphere_baseline
     from .predict import Predictor, Refinement, default_symmetries, refine_prediction
@@ -167,13 +169,14 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
         raise InputError(f"--sources: unknown external source {bad[0]!r} (known: {', '.join(sim + measured)})")
     symmetries = default_symmetries(refine) if symmetries is None else symmetries
     opts = {k: v for k, v in (("symmetries", symmetries), ("average_above", average_above)) if v is not None}
-    predictor = Predictor(model, **opts)
+    predictor = Predictor(model, backend=backend, **opts)
     refinement = Refinement() if refinement is None else refinement
     out: dict[str, Any] = {
         "suite": "external", "model": predictor.meta,
         "settings": {"n": n, "seed": seed, "refine_iterations": refine, "refinement": refinement.to_dict(),
                      "phasing": "autophase.phasing.phase defaults (PhasingParams)", "phasing_starts_measured": phasing_starts,
-                     "symmetries": predictor.symmetries, "average_above": predictor.average_above},
+                     "symmetries": predictor.symmetries, "average_above": predictor.average_above,
+                     "backend": predictor.backend},
         "sources": {},
     }
     for name in names:
@@ -239,7 +242,7 @@ def run_command(args, out) -> int:
     starts = {} if args.phasing_starts is None else {"phasing_starts": args.phasing_starts}
     res = run_external(args.model, n=args.n, seed=args.seed, refine=args.refine, progress=progress,
                        sources=sources, symmetries=args.symmetries, average_above=args.average_above,
-                       refinement=refinement_from_args(args), **starts)
+                       refinement=refinement_from_args(args), backend=args.backend or "torch", **starts)
     res["command"] = " ".join(["autophase", *sys.argv[1:]]) if sys.argv[1:2] == ["evaluate"] else None
     write_results(res, out, suite="external")
     for name, d in res["sources"].items():

@@ -86,6 +86,13 @@ def test_run_on_one_generator_crystal(model_path, tmp_path):
                       refinement=Refinement(shrink_wrap_every=0))
     assert r1["settings"]["symmetries"] == 1 and r1["settings"]["refinement"]["shrink_wrap_every"] == 0
     assert r1["sources"]["generator2"]["rows"][0]["nn"]["symmetries"] == 1
+    assert r1["settings"]["backend"] == "torch"
+    # the network in ONNX Runtime, as `predict` runs it on a CPU: the same network to rounding
+    ro = run_external(model_path, n=1, seed=1, refine=5, sources=["generator2"], symmetries=1,
+                      refinement=Refinement(shrink_wrap_every=0), backend="onnx")
+    assert ro["settings"]["backend"] == "onnx"
+    assert ro["sources"]["generator2"]["rows"][0]["nn"]["chi2"] == pytest.approx(
+        r1["sources"]["generator2"]["rows"][0]["nn"]["chi2"], rel=1e-3)
     with pytest.raises(InputError, match="--sources"):
         run_external(model_path, n=1, sources=["simulator"])
     with pytest.raises(InputError, match="--n"):
@@ -116,7 +123,8 @@ def test_cli_sources_and_phasing_starts_are_checked_in_one_line(tmp_path):
 
 def test_cli_external_only_options_are_refused_with_the_heldout_suite(tmp_path):
     out = tmp_path / "x.json"
-    for extra, word in ((["--sources", "generator2"], "--sources"), (["--phasing-starts", "5"], "--phasing-starts")):
+    for extra, word in ((["--sources", "generator2"], "--sources"), (["--phasing-starts", "5"], "--phasing-starts"),
+                        (["--backend", "onnx"], "--backend")):
         r = subprocess.run([sys.executable, "-m", "autophase.cli", "evaluate", "--data", "synthetic:2:1", "--n", "1",
                             "--refine", "1", "--phasing", "0", "--out", str(out), *extra],
                            capture_output=True, text=True, timeout=120)

@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phasing-starts", type=int, default=None, metavar="N",
                    help="--suite external: phasing seeds on each measured scan, the median run reported "
                         "(default 3; phasing is not bit-reproducible, so its spread is part of the answer)")
+    p.add_argument("--backend", choices=("torch", "onnx"), default=None,
+                   help="--suite external: what runs the network, torch (default) or onnx (ONNX Runtime, the "
+                        "same weights; what `predict` runs on a CPU): the same answers to rounding, so a "
+                        "second backend repeats the suite with ER's sensitivity to its start showing")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="torch.compile the network; its one-off cost counts in the NN time (default: from 32 "
                         "patterns on, where it is repaid)")
@@ -68,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             if v is not None:
                 raise InputError(f"{opt}: only with --suite external (the held-out suite has one source and "
                                  f"one phasing start per crystal)")
+        if args.backend is not None:
+            raise InputError("--backend: only with --suite external (the held-out suite runs torch, compiled "
+                             "from 32 crystals on)")
     if args.suite == "external":
         from ..external_suite import run_command
 
