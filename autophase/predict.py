@@ -108,8 +108,8 @@ class Refinement:
         ``sw_threshold`` and at T₀, and the lowest LLK_free of the four runs is kept (0: once,
         session 15's refinement). From a flat start the first shrink-wraps at 0.1 can cut away
         part of a crystal the blurred iterate has not yet filled; a lower threshold keeps it
-        while ER fills it, and where it was not needed LLK_free keeps the other. On two CPU
-        cores the four runs take two rounds of threads, as the three did. Default 0.05,
+        while ER fills it, and where it was not needed LLK_free keeps the other. It costs one
+        more ER run on the crystals whose outlines disagree, none on the others. Default 0.05,
         chosen on the second generator's sets 0, 2, 3 and 4 and confirmed on sets 5–8
         (docs/training.md, "The phase-free start at a second threshold").
     """

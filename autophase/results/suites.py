@@ -711,12 +711,28 @@ def _refine_cost(r: dict[str, Any], p: Parts) -> None:
                      params={"source": str(r.get("source", "")), "setting": str(setting)})
 
 
+def _reference_spread(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_reference_spread.py: issue 15's fraction against phasing rerun from
+    other seeds (the suite's own run first), and phasing's per-crystal χ² spread."""
+    for name, s in _d(r.get("sources")).items():
+        for k, v in enumerate(s.get("fraction_by_seed") or []):
+            p.metric("reference_spread.fraction_within", v, "1", "higher", group="reference-spread",
+                     label="NN + 50 ER χ² within 1.2× of phasing's, phasing from seed k (0: the suite's run)",
+                     params={"source": str(name), "seed_index": str(k)})
+        p.metric("reference_spread.fraction_vs_best_run", s.get("fraction_vs_best_phasing_run"), "1", "higher",
+                 group="reference-spread", label="against each crystal's best phasing run",
+                 params={"source": str(name)})
+        p.metric("reference_spread.phasing_chi2_spread", s.get("phasing_chi2_max_over_min_median"), "x", "lower",
+                 group="reference-spread", label="phasing χ² max/min over seeds, median over crystals",
+                 params={"source": str(name)})
+
+
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
     "live": _live, "live-page": _live_page, "observer": _observer, "selection": _selection, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
-    "refine-cost": _refine_cost,
+    "refine-cost": _refine_cost, "reference-spread": _reference_spread,
 }
 
 
@@ -730,7 +746,7 @@ def kind_of(suite: str) -> str:
     """The record kind of a suite: scaling, evaluation, training or benchmark."""
     if suite.startswith("scaling-"):
         return "scaling"
-    if suite in ("evaluate", "external", "scan54", "precision", "refinement"):
+    if suite in ("evaluate", "external", "scan54", "precision", "refinement", "reference-spread"):
         return "evaluation"
     if suite in ("learn", "finetune"):
         return "training"
