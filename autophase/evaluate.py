@@ -274,8 +274,7 @@ def _row(i: int, mag: np.ndarray, measured: np.ndarray, p, truth: np.ndarray, re
     if refine > 0:
         r = refine_prediction(p, mag, measured, refine, refinement)
         row["refine"] = {**score(r.object, mag, truth, measured), "seconds": p.seconds_nn + r.seconds_refine,
-                         "outline": r.outline, "start_phase": r.start_phase,
-                         "start_sw_threshold": r.start_sw_threshold}
+                         **r.kept_start()}
     if phasing > 0:
         from .phasing import phase
 

@@ -192,8 +192,7 @@ def run_external(model: str | os.PathLike | None = None, n: int = 20, seed: int 
             row["nn"] = {**score_answer(p.object, mag, meas, truth), "seconds": p.seconds_nn, "symmetries": p.symmetries}
             r = refine_prediction(p, mag, meas, refine, refinement)
             row["refine"] = {**score_answer(r.object, mag, meas, truth), "seconds": p.seconds_nn + r.seconds_refine,
-                             "outline": r.outline, "start_phase": r.start_phase,
-                             "start_sw_threshold": r.start_sw_threshold}
+                             **r.kept_start()}
             runs = []
             for j in range(1 if is_sim else phasing_starts):
                 runs.append(phase_scored(mag, meas, int(it.seed) + j, truth))

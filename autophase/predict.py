@@ -280,6 +280,12 @@ class Prediction:
     #: NaN before any refinement
     start_sw_threshold: float = float("nan")
 
+    def kept_start(self) -> dict[str, Any]:
+        """Which of the refinement's runs was kept, as result rows record it: ``outline``,
+        ``start_phase``, ``start_sw_threshold`` (a float; NaN before any refinement)."""
+        return {"outline": self.outline, "start_phase": self.start_phase,
+                "start_sw_threshold": self.start_sw_threshold}
+
     def to_npz_dict(self) -> dict[str, Any]:
         return {
             "object": self.object.astype(np.complex64), "support": self.support.astype(bool),

@@ -65,13 +65,15 @@ def spread(settings: dict, sources: dict[str, list[dict]], seeds: int, n: int | 
             per.append({"name": row["name"], "refine_chi2": float(row["refine"]["chi2"]), "phasing_chi2": chi,
                         "seconds": time.perf_counter() - t0})
             print(name, row["name"], "ratio", [round(per[-1]["refine_chi2"] / c, 3) for c in chi], flush=True)
-        fr = [float(np.mean([p["refine_chi2"] <= LINE * p["phasing_chi2"][k] for p in per])) for k in range(seeds + 1)]
-        worst = [float(np.mean([p["refine_chi2"] <= LINE * max(p["phasing_chi2"]) for p in per])),
-                 float(np.mean([p["refine_chi2"] <= LINE * min(p["phasing_chi2"]) for p in per]))]
+        def within(yardstick) -> float:
+            """The fraction of crystals within LINE× of ``yardstick(phasing χ² list)``."""
+            return float(np.mean([p["refine_chi2"] <= LINE * yardstick(p["phasing_chi2"]) for p in per]))
+
+        fr = [within(lambda c, k=k: c[k]) for k in range(seeds + 1)]
         out["sources"][name] = {
             "n": len(per), "fraction_by_seed": fr, "fraction_min": min(fr), "fraction_max": max(fr),
-            # against each crystal's best phasing run (the hardest yardstick) and its worst
-            "fraction_vs_best_phasing_run": worst[1], "fraction_vs_worst_phasing_run": worst[0],
+            # against each crystal's best phasing run (the lowest χ², the hardest yardstick) and its worst
+            "fraction_vs_best_phasing_run": within(min), "fraction_vs_worst_phasing_run": within(max),
             "phasing_chi2_max_over_min_median": float(np.median([max(p["phasing_chi2"]) / min(p["phasing_chi2"])
                                                                  for p in per])),
             "rows": per}

@@ -20,7 +20,7 @@ its crystals take the further starts about two times in three; the simulator's n
 * ``in_process`` — per pattern, the network's answer once, then each setting's
   ``refine_prediction`` ``--repeats`` times (median seconds), in one process with one BLAS
   thread, as the watch service refines; the row says whether the further starts were made
-  (``outline``/``start_phase`` of the kept answer, the volume ratio).
+  (:meth:`~autophase.predict.Prediction.kept_start` of the kept answer, the volume ratio).
 * ``whole`` — per pattern, ``autophase predict P.npy -o x.npz --refine 50 --no-plot`` with
   each setting's options, as a user runs it, settings alternated pattern by pattern
   (``--whole-repeats`` rounds): wall seconds of the whole process, import and model load
@@ -77,8 +77,8 @@ def in_process(items, repeats: int) -> list[dict]:
                 t0 = time.perf_counter()
                 r = refine_prediction(p, it.magnitude, it.measured, 50, how)
                 ts.append(time.perf_counter() - t0)
-            row["settings"][key] = {"median_s": statistics.median(ts), "values_s": ts, "outline": r.outline,
-                                    "start_phase": r.start_phase, "chi2": float(r.chi2), "llk_free": float(r.llk_free)}
+            row["settings"][key] = {"median_s": statistics.median(ts), "values_s": ts, **r.kept_start(),
+                                    "chi2": float(r.chi2), "llk_free": float(r.llk_free)}
         rows.append(row)
         print(it.name, "ratio %.2f" % row["volume_ratio"],
               {k: round(v["median_s"], 3) for k, v in row["settings"].items()}, flush=True)

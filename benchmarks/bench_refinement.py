@@ -332,9 +332,7 @@ def main(argv=None) -> int:
                 for key, how in settings:
                     t0 = time.perf_counter()
                     r = refine_prediction(p, mag, meas, a.refine, how)
-                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth), "outline": r.outline,
-                                          "start_phase": r.start_phase,
-                                          "start_sw_threshold": r.start_sw_threshold,
+                    row["refine"][key] = {**score_answer(r.object, mag, meas, truth), **r.kept_start(),
                                           "support_voxels": int(np.count_nonzero(r.support)),
                                           "surface_wraps": surface_wraps(r.object, r.support),
                                           "seconds": time.perf_counter() - t0}

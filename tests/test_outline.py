@@ -210,6 +210,8 @@ def test_the_start_with_no_phase_runs_at_a_second_threshold():
     assert four.llk_free <= three.llk_free and three.start_sw_threshold == 0.1
     assert four.start_sw_threshold in (0.1, 0.05)
     assert float(four.to_npz_dict()["refine_start_sw_threshold"]) == four.start_sw_threshold
+    assert four.kept_start() == {"outline": four.outline, "start_phase": four.start_phase,
+                                 "start_sw_threshold": four.start_sw_threshold}  # as result rows record it
     assert np.isnan(Prediction(p.object, p.support, 1.0, 1.0).start_sw_threshold)  # before any refinement
 
 
