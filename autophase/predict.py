@@ -70,6 +70,8 @@ DEFAULT_SYMMETRIES_ALONE = 1
 # ... but only for patterns whose single pass has χ² above this: below it, NN + 50 ER was
 # within 1.2× of phasing's χ² on 34 of 35 held-out crystals without averaging (docs/training.md)
 DEFAULT_AVERAGE_ABOVE = 0.008
+# how the refinement chooses among its runs (Refinement.keep_by): the PhasingResult field minimised
+KEEP_BY = ("chi2", "llk_free")
 
 
 @dataclass(frozen=True)
@@ -93,34 +95,46 @@ class Refinement:
     outline_ratio : R; when the outline the data's autocorrelation gives
         (:mod:`autophase.outline`) and the network's first support differ in volume by more
         than R× either way, the K iterations run a second time from that outline (flat
-        amplitude, the network's phase) and the result with the lower LLK_free is kept.
-        1: always both; 0: the network's outline alone (the paper's refinement). The
-        default 1.5 was chosen on the simulator, the second generator and scan 54 (sets
-        used for nothing else since, and confirmed on two more; docs/training.md, "A second
-        outline from the data"): where the network's outline is right the outlines agree
-        within 1.5× and nothing changes; 1 gave no better answers at twice the ER.
+        amplitude, the network's phase) and one result is kept (``keep_by``). 1: always
+        both (the default since session 17, with ``keep_by`` χ²); 0: the network's outline
+        alone (the paper's refinement). 1.5, session 14's choice on the simulator, the second
+        generator and scan 54 (docs/training.md, "A second outline from the data"), runs
+        them only where the outlines disagree; with LLK_free as the judge 1 gave no better
+        answers at twice the ER.
     zero_phase_start : on the data's outline, a third start as well: the same flat
-        amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); the lowest
-        LLK_free of the runs is kept. On by default since session 15, chosen on the second
+        amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); one of
+        the runs is kept (``keep_by``). On by default since session 15, chosen on the second
         generator's sets 0 and 2 and the simulator's set 12, confirmed on sets used for nothing
         else (docs/training.md, "A start with no phase"); off is session 14's refinement.
     zero_phase_sw_threshold : T₀; the phase-free start runs twice, shrink-wrapping at
-        ``sw_threshold`` and at T₀, and the lowest LLK_free of the four runs is kept (0: once,
+        ``sw_threshold`` and at T₀, and one of the four runs is kept (0: once,
         session 15's refinement). From a flat start the first shrink-wraps at 0.1 can cut away
         part of a crystal the blurred iterate has not yet filled; a lower threshold keeps it
-        while ER fills it, and where it was not needed LLK_free keeps the other. It costs one
-        more ER run on the crystals whose outlines disagree, none on the others. Default 0.05,
+        while ER fills it, and where it was not needed the choice keeps another. It costs one
+        more ER run. Default 0.05,
         chosen on the second generator's sets 0, 2, 3 and 4 and confirmed on sets 5–8
         (docs/training.md, "The phase-free start at a second threshold").
+    keep_by : which run is kept: ``"chi2"``, the lowest χ² on the voxels the runs were fitted
+        to, or ``"llk_free"``, the lowest Poisson deviance on the free voxels (5 % of the
+        voxels, in islands off the centre; :func:`autophase.physics.metrics.free_mask`).
+        Every run is the same ER from one pattern, so the χ² compares like with like, over 19×
+        more voxels than LLK_free. The defaults since session 17 — every crystal takes the runs on
+        the data's outline (``outline_ratio`` 1) and the lowest χ² is kept — were chosen on
+        the second generator's sets 0, 2, 3, 4 and the simulator's set 12 and confirmed on
+        sets 5–8 and 24 (docs/training.md, "Every start, kept by χ²"); the truth's phase error
+        is what says they are better answers, not just better fits. ``Refinement(outline_ratio=1.5,
+        keep_by="llk_free")`` is session 16's refinement; the live service keeps the ratio 1.5
+        (:func:`service_refinement`).
     """
 
     start_threshold: float = 0.1
     shrink_wrap_every: int = 5
     sw_threshold: float = 0.1
     sw_sigma: float = 1.0
-    outline_ratio: float = 1.5
+    outline_ratio: float = 1.0
     zero_phase_start: bool = True
     zero_phase_sw_threshold: float = 0.05
+    keep_by: str = "chi2"
 
     def outline_phases(self) -> tuple[str, ...]:
         """The phases of the starts on the data's outline (:data:`autophase.outline.START_PHASES`)."""
@@ -170,7 +184,20 @@ class Refinement:
             raise checks.ParamError("zero_phase_start", self.zero_phase_start, "must be True or False")
         if self.zero_phase_sw_threshold != 0:
             checks.check_threshold("zero_phase_sw_threshold", self.zero_phase_sw_threshold)
+        if self.keep_by not in KEEP_BY:
+            raise checks.ParamError("keep_by", self.keep_by, f"must be one of {', '.join(KEEP_BY)}")
         return self
+
+    def kept(self, results: list) -> int:
+        """Index of the run to keep among ``results`` (:class:`~autophase.phasing.PhasingResult`,
+        the network's own start first): the lowest ``keep_by``; a NaN (a run that failed) never
+        wins, and a tie keeps the earlier start."""
+        best = 0
+        for k in range(1, len(results)):
+            v, b = getattr(results[k], self.keep_by), getattr(results[best], self.keep_by)
+            if np.isfinite(v) and not (v >= b):
+                best = k
+        return best
 
 
 def judging_refinement() -> Refinement:
@@ -180,7 +207,16 @@ def judging_refinement() -> Refinement:
     nothing but the crystal's place in the grid, so where it wins a poor network scores as
     well as a good one: with it, the shipped weights with noise of each tensor's spread
     added were promoted over the shipped model on two measured scans."""
-    return Refinement(zero_phase_start=False, zero_phase_sw_threshold=0.0)
+    return Refinement(outline_ratio=1.5, zero_phase_start=False, zero_phase_sw_threshold=0.0, keep_by="llk_free")
+
+
+def service_refinement() -> Refinement:
+    """The live service's default (``autophase watch``): :class:`Refinement` with the runs on
+    the data's outline only where the outlines disagree by more than 1.5× in volume. A
+    simulated or otherwise well-predicted crystal then runs one ER, not four, which keeps
+    the service's refine-50 latency where docs/watch.md measured it; ``watch
+    --refine-outline-ratio 1`` gives ``predict``'s default."""
+    return Refinement(outline_ratio=1.5)
 
 
 def default_symmetries(refine: int) -> int:
@@ -189,10 +225,10 @@ def default_symmetries(refine: int) -> int:
     return DEFAULT_SYMMETRIES if refine > 0 else DEFAULT_SYMMETRIES_ALONE
 
 
-def add_refinement_arguments(p) -> None:
-    """``--symmetries`` and the ``--refine-*`` options of ``predict`` and ``evaluate`` (defaults:
-    :data:`DEFAULT_SYMMETRIES`, :class:`Refinement`)."""
-    d = Refinement()
+def add_refinement_arguments(p, defaults: Refinement | None = None) -> None:
+    """``--symmetries`` and the ``--refine-*`` options of ``predict``, ``evaluate`` and ``watch``
+    (defaults: :data:`DEFAULT_SYMMETRIES`, ``defaults`` or :class:`Refinement`)."""
+    d = defaults or Refinement()
     p.add_argument("--symmetries", type=int, default=None, metavar="K",
                    help=f"average the network over K symmetric copies of each pattern, 1–8 (default "
                         f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations; "
@@ -209,14 +245,17 @@ def add_refinement_arguments(p) -> None:
                    help=f"first support: predicted amplitude > T × its maximum (default {d.start_threshold})")
     p.add_argument("--refine-outline-ratio", type=float, default=d.outline_ratio, metavar="R",
                    help=f"when the pattern's autocorrelation and the network disagree on the crystal's volume "
-                        f"by more than R×, refine from both outlines and keep the lower LLK_free "
+                        f"by more than R×, refine from both outlines as well and keep one run (--refine-keep-by) "
                         f"(default {d.outline_ratio:g}; 1: always; 0: the network's outline alone)")
     p.add_argument("--refine-zero-phase", action=argparse.BooleanOptionalAction, default=d.zero_phase_start,
-                   help="on the pattern's outline, also refine from a start with no phase and keep the lowest "
-                        "LLK_free of the runs (default: on; --no-refine-zero-phase: the network's phase alone)")
+                   help="on the pattern's outline, also refine from a start with no phase "
+                        "(default: on; --no-refine-zero-phase: the network's phase alone)")
     p.add_argument("--refine-zero-phase-threshold", type=float, default=d.zero_phase_sw_threshold, metavar="T0",
                    help=f"run the start with no phase a second time, shrink-wrapping at T0 "
                         f"(default {d.zero_phase_sw_threshold:g}; 0: once, at --refine-sw-threshold)")
+    p.add_argument("--refine-keep-by", choices=KEEP_BY, default=d.keep_by,
+                   help=f"which run to keep: the lowest χ² on the fitted voxels, or the lowest LLK_free on the "
+                        f"free voxels (default {d.keep_by})")
 
 
 def refinement_from_args(args) -> Refinement:
@@ -226,8 +265,8 @@ def refinement_from_args(args) -> Refinement:
     r = Refinement(start_threshold=args.refine_start_threshold, shrink_wrap_every=args.refine_shrink_wrap,
                    sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
                    zero_phase_start=args.refine_zero_phase,
-                   zero_phase_sw_threshold=args.refine_zero_phase_threshold)
-    options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
+                   zero_phase_sw_threshold=args.refine_zero_phase_threshold, keep_by=args.refine_keep_by)
+    options = {"keep_by": "--refine-keep-by", "start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio",
                "zero_phase_sw_threshold": "--refine-zero-phase-threshold"}
     try:
@@ -689,12 +728,8 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     # side by side on CPU threads (about half the time of one after another on two cores),
     # as one batch on the torch engine
     results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in runs], thresholds=[r[4] for r in runs], **kw)
-    res, (_, _, outline, start_phase, start_t) = results[0], runs[0]
-    for other, (_, _, o, ph, t) in zip(results[1:], runs[1:]):
-        # the lowest free log-likelihood, a fit to voxels no run was fitted to; a NaN (a run
-        # that failed) never wins, and a tie keeps the earlier start
-        if np.isfinite(other.llk_free) and not (other.llk_free >= res.llk_free):
-            res, outline, start_phase, start_t = other, o, ph, t
+    k = how.kept(results)
+    res, (_, _, outline, start_phase, start_t) = results[k], runs[k]
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,
                       seconds_nn=p.seconds_nn, symmetries=p.symmetries,

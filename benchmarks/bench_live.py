@@ -184,7 +184,8 @@ def watch_latency(name: str, patterns: list[Path], options: list[str], gap: floa
            "exit_code": rc,
            "ready_line": svc.lines[0].strip(), "gap_s": gap, "wait": waiter.kind, "latency": _stats(lat),
            "events": [{k: e.get(k) for k in ("input", "event", "latency_s", "chi2", "llk_free", "stages",
-                                             "symmetries", "outline", "start_phase", "model_version", "device", "error")} for e in events]}
+                                             "symmetries", "outline", "start_phase",
+                                             "start_sw_threshold", "model_version", "device", "error")} for e in events]}
     return res
 
 

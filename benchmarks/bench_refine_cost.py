@@ -6,13 +6,15 @@
 The refinement (:func:`autophase.predict.refine_prediction`) runs 50 ER from the network's
 answer, and where the pattern's autocorrelation and the network disagree on the crystal's
 volume, from the data's outline as well: with the network's phase (session 14) and with no
-phase (session 15), that phase-free start at a second shrink-wrap threshold (session 16).
-Four settings of :class:`autophase.predict.Refinement`:
+phase (session 15), that phase-free start at a second shrink-wrap threshold (session 16); since
+session 17 on every crystal.
+Five settings of :class:`autophase.predict.Refinement`:
 
 * ``one`` — ``outline_ratio=0``: the network's outline alone (the paper's refinement);
 * ``two`` — ``zero_phase_start=False``: session 14's refinement;
 * ``three`` — ``zero_phase_sw_threshold=0``: session 15's refinement (three runs);
-* ``four`` — the default (four runs).
+* ``four`` — session 16's refinement (four runs where the outlines disagree, kept by LLK_free);
+* ``every`` — the default since session 17: the four runs on every crystal, kept by χ².
 
 Patterns: ``--n`` crystals of ``--source`` (default generator 2 set 2, an exploration set:
 its crystals take the further starts about two times in three; the simulator's never do).
@@ -51,9 +53,13 @@ from autophase.bench.record import RESULTS_DIR, write_record  # noqa: E402
 #: setting → (Refinement keyword arguments, the same as ``predict`` options)
 SETTINGS = {
     "one": ({"outline_ratio": 0.0}, ["--refine-outline-ratio", "0"]),
-    "two": ({"zero_phase_start": False}, ["--no-refine-zero-phase"]),
-    "three": ({"zero_phase_sw_threshold": 0.0}, ["--refine-zero-phase-threshold", "0"]),
-    "four": ({}, []),
+    "two": ({"outline_ratio": 1.5, "zero_phase_start": False, "keep_by": "llk_free"},
+            ["--refine-outline-ratio", "1.5", "--no-refine-zero-phase", "--refine-keep-by", "llk_free"]),
+    "three": ({"outline_ratio": 1.5, "zero_phase_sw_threshold": 0.0, "keep_by": "llk_free"},
+              ["--refine-outline-ratio", "1.5", "--refine-zero-phase-threshold", "0", "--refine-keep-by", "llk_free"]),
+    "four": ({"outline_ratio": 1.5, "keep_by": "llk_free"},
+             ["--refine-outline-ratio", "1.5", "--refine-keep-by", "llk_free"]),
+    "every": ({}, []),
 }
 
 

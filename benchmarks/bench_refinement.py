@@ -88,23 +88,27 @@ DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1
 
 
 def parse_settings(text: str):
-    """"a/b/c/d[/r[/z[/t0]]],…" → [Refinement(a, b, c, d[, r[, z[, t0]]]), …] (validated); ValueError
-    naming a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1) to 0,
-    t0 (that start's second shrink-wrap threshold, :class:`Refinement` ``zero_phase_sw_threshold``)
-    to 0: six fields are session 15's refinement."""
-    from autophase.predict import Refinement
+    """"a/b/c/d[/r[/z[/t0[/k]]]],…" → [Refinement(a, b, c, d[, r[, z[, t0[, k]]]]), …] (validated);
+    ValueError naming a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1)
+    to 0, t0 (that start's second shrink-wrap threshold, :class:`Refinement`
+    ``zero_phase_sw_threshold``) to 0: six fields are session 15's refinement, seven session 16's.
+    k (``keep_by``: chi2 or llk_free) defaults to llk_free, what every record before session 17
+    kept: ``0.1/5/0.1/1/1/1/0.05/chi2`` is ``predict``'s default since then."""
+    from autophase.predict import KEEP_BY, Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if len(parts) not in (4, 5, 6, 7) or (len(parts) >= 6 and parts[5] not in ("0", "1")):
-            raise ValueError(f"--settings: {tok!r} is not "
-                             "start/every/threshold/sigma[/outline ratio[/0 or 1[/second threshold]]]")
+        if (len(parts) not in (4, 5, 6, 7, 8) or (len(parts) >= 6 and parts[5] not in ("0", "1"))
+                or (len(parts) == 8 and parts[7] not in KEEP_BY)):
+            raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma"
+                             f"[/outline ratio[/0 or 1[/second threshold[/{' or '.join(KEEP_BY)}]]]]")
         try:
             r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
                            float(parts[4]) if len(parts) >= 5 else 0.0,
                            zero_phase_start=len(parts) >= 6 and parts[5] == "1",
-                           zero_phase_sw_threshold=float(parts[6]) if len(parts) == 7 else 0.0).validate()
+                           zero_phase_sw_threshold=float(parts[6]) if len(parts) >= 7 else 0.0,
+                           keep_by=parts[7] if len(parts) == 8 else "llk_free").validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))

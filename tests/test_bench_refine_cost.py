@@ -19,16 +19,18 @@ def test_one_crystal_through_every_setting_gives_a_typed_record(tmp_path, capsys
     rec = json.loads(out.read_text())
     d = rec["details"]
     row = d["in_process"][0]
-    assert set(row["settings"]) == set(brc.SETTINGS) == {"one", "two", "three", "four"}
+    assert set(row["settings"]) == set(brc.SETTINGS) == {"one", "two", "three", "four", "every"}
     # generator 2 set 2 crystal 0: the outlines disagree, so the further starts are made
     assert not 1 / 1.5 < row["volume_ratio"] < 1.5
     assert row["settings"]["one"]["outline"] == "network"
     assert row["settings"]["two"]["start_phase"] == "network"
     llk = [row["settings"][k]["llk_free"] for k in ("four", "three", "two", "one")]
     assert llk == sorted(llk)  # each setting runs the one before's runs and more
+    # the default: the same four runs, the lowest χ² kept
+    assert row["settings"]["every"]["chi2"] <= min(row["settings"][k]["chi2"] for k in ("one", "two", "three", "four"))
     assert all(v["median_s"] > 0 for v in row["settings"].values())
     whole = d["whole"][0]["settings"]
-    assert set(whole) == {"one", "two", "three", "four", "phase"}
+    assert set(whole) == {"one", "two", "three", "four", "every", "phase"}
     assert all(v["median_s"] > 1 for v in whole.values())  # a whole process imports and loads
     names = {(m["name"], m["params"]["setting"]) for m in rec["metrics"]}
     assert ("refine_cost.in_process_s", "four") in names and ("refine_cost.whole_s", "one") in names

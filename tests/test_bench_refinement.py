@@ -49,7 +49,14 @@ def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
     assert (six.zero_phase_sw_threshold, seven.zero_phase_sw_threshold) == (0.0, 0.05)
     with pytest.raises(ValueError, match="zero_phase_sw_threshold"):
         br.parse_settings("0.1/5/0.1/1/1.5/1/1.5")
-    for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0/1", "0.1/5/0.1/1/1.5/2/0.05"):
+    # an eighth, which run is kept (seven or fewer: LLK_free, as every record before session 17)
+    (_, eight), = br.parse_settings("0.1/5/0.1/1/1/1/0.05/chi2")
+    assert (seven.keep_by, eight.keep_by, eight.outline_ratio) == ("llk_free", "chi2", 1.0)
+    from autophase.predict import Refinement
+
+    assert eight == Refinement()  # predict's default
+    for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0/1/chi2", "0.1/5/0.1/1/1.5/2/0.05",
+                "0.1/5/0.1/1/1/1/0.05/best"):
         with pytest.raises(ValueError, match="start/every/threshold/sigma"):
             br.parse_settings(bad)
     with pytest.raises(ValueError, match="1.5/5/0.1/1"):
