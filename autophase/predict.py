@@ -55,7 +55,7 @@ from .errors import InputError
 __all__ = ["DEFAULT_MODEL", "DEFAULT_SYMMETRIES", "DEFAULT_SYMMETRIES_ALONE", "default_symmetries",
            "DEFAULT_AVERAGE_ABOVE", "SUPPORT_THRESHOLD", "Refinement",
            "Prediction", "Predictor", "default_model_path",
-           "resolve_model", "BACKENDS", "finish_prediction", "refine_prediction", "write_prediction",
+           "resolve_model", "BACKENDS", "finish_prediction", "refine_prediction", "refinement_runs", "write_prediction",
            "add_refinement_arguments", "refinement_from_args", "judging_refinement"]
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "default.pt"
@@ -692,44 +692,74 @@ def _complex(amp: np.ndarray, phase: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass
+class RefinementRuns:
+    """Every ER run the refinement made for one pattern, before one is kept.
+
+    runs : [(outline, start phase, shrink-wrap threshold)] — ("network", "network", t) first,
+        then the runs on the data's outline (:meth:`Refinement.outline_runs`) when made.
+    results : the runs' :class:`~autophase.phasing.PhasingResult`, in that order.
+    volume_ratio : |data's outline| / |network's first support| (nan when not computed).
+    """
+
+    runs: list
+    results: list
+    volume_ratio: float
+
+
+def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None, iterations: int,
+                    how: Refinement, engine: str = "cpu", device: str | None = None) -> RefinementRuns:
+    """The ER runs of :func:`refine_prediction`, every one kept (the choice is
+    :meth:`Refinement.kept`). Each run is deterministic given its start, so the runs a
+    refinement with a higher ``outline_ratio`` makes are the first of these."""
+    from .phasing import phase_each
+
+    first = how.start_support(p.object, p.support)
+    kw = dict(schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
+              sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
+    # (start, support, outline, phase, shrink-wrap threshold) of every run: the network's
+    # answer on its own outline, then, where the pattern's autocorrelation disagrees with it on
+    # the volume (or always, ratio 1), the runs on the data's outline (the volumes first: the
+    # placement only where they are made); the phase-free start may run at two thresholds
+    # (Refinement.outline_runs)
+    starts = [(p.object, first, "network", "network", how.sw_threshold)]
+    ratio = float("nan")
+    if how.outline_ratio > 0:
+        from .outline import autocorrelation_outline, autocorrelation_starts, volume_ratio
+
+        data = autocorrelation_outline(mag, measured)
+        ratio = volume_ratio(data, first)
+        if how.wants_second_outline(ratio):
+            alts = autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())
+            by_phase = {alt.phase: alt for alt in alts}
+            starts += [(by_phase[ph].init, by_phase[ph].support, "autocorrelation", ph, t)
+                       for ph, t in how.outline_runs()]
+    # side by side on CPU threads (about half the time of one after another on two cores),
+    # as one batch on the torch engine
+    results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in starts],
+                         thresholds=[r[4] for r in starts], **kw)
+    return RefinementRuns([r[2:] for r in starts], results, ratio)
+
+
 def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | None, iterations: int,
                       refinement: Refinement | None = None, engine: str = "cpu",
                       device: str | None = None) -> Prediction:
-    """K ER iterations from the prediction, from its thresholded support (the paper's refinement).
+    """K ER iterations from the prediction, from its thresholded support (the paper's refinement),
+    and, as ``refinement`` says, from the data's outline too; one run kept (:meth:`Refinement.kept`).
 
     ``refinement`` (default :class:`Refinement`) says how the support starts and is updated;
     ``engine``/``device`` which phasing engine runs them (``"torch"`` with a CUDA device
     keeps them on the GPU, :mod:`autophase.phasing`).
     """
     try:
-        from .phasing import phase_each
+        from .phasing import phase_each  # noqa: F401
     except ImportError as e:  # pragma: no cover - phasing is part of the package
         raise RuntimeError(f"--refine needs autophase.phasing ({e})") from None
     how = refinement or Refinement()
     t0 = time.perf_counter()
-    first = how.start_support(p.object, p.support)
-    kw = dict(schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
-              sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
-    # (start, support, outline, phase, shrink-wrap threshold) of every run: the network's
-    # answer on its own outline, then, where the pattern's autocorrelation disagrees with it on
-    # the volume, the runs on the data's outline (the volumes first: the placement only where
-    # they disagree); the phase-free start may run at two thresholds (Refinement.outline_runs)
-    runs = [(p.object, first, "network", "network", how.sw_threshold)]
-    if how.outline_ratio > 0:
-        from .outline import autocorrelation_outline, autocorrelation_starts, volume_ratio
-
-        data = autocorrelation_outline(mag, measured)
-        if how.wants_second_outline(volume_ratio(data, first)):
-            plan = how.outline_runs()
-            alts = autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())
-            by_phase = {alt.phase: alt for alt in alts}
-            runs += [(by_phase[ph].init, by_phase[ph].support, "autocorrelation", ph, t) for ph, t in plan]
-
-    # side by side on CPU threads (about half the time of one after another on two cores),
-    # as one batch on the torch engine
-    results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in runs], thresholds=[r[4] for r in runs], **kw)
-    k = how.kept(results)
-    res, (_, _, outline, start_phase, start_t) = results[k], runs[k]
+    made = refinement_runs(p, mag, measured, iterations, how, engine=engine, device=device)
+    k = how.kept(made.results)
+    res, (outline, start_phase, start_t) = made.results[k], made.runs[k]
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,
                       seconds_nn=p.seconds_nn, symmetries=p.symmetries,

@@ -68,6 +68,17 @@ If "true-support" or "true-amplitude" closes the gap the network's shape is what
 
     .venv/bin/python benchmarks/bench_refinement.py --oracle --n 30 \
         --sets generator2=2,generator2=3,simulator=22 --out benchmarks/results/refinement-oracle-cpu.json
+
+``--keep-rules`` asks which run to keep, and when to make the runs on the data's outline: each
+item's runs are made once, all of them (:func:`autophase.predict.refinement_runs` with
+``outline_ratio`` 1, the predict default otherwise), and each rule ``KEEP@R``
+(:data:`KEEP_RULES`: ``keep_by`` χ² or LLK_free, ``outline_ratio`` R) keeps what
+``refine_prediction`` with that setting would keep: the same runs, the first of them where R
+would not make the others (each run is deterministic given its start).
+
+    .venv/bin/python benchmarks/bench_refinement.py --keep-rules --n 30 \
+        --sets generator2=0,generator2=2,generator2=3,generator2=4,simulator=12 \
+        --out benchmarks/results/refinement-keep-rules-choose-cpu.json
 """
 from __future__ import annotations
 
@@ -217,6 +228,32 @@ def oracle_starts(answer: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.n
             "truth": (np.abs(t), np.angle(t))}
 
 
+#: ``--keep-rules``: (rule, keep_by, outline_ratio)
+KEEP_RULES = tuple((f"{k}@{r:g}", k, r) for k in ("llk_free", "chi2") for r in (1.5, 1.3, 1.2, 1.1, 1.0))
+
+
+def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
+    """{rule: scored kept run} of ``--keep-rules`` for one item's runs (``made``, a
+    :class:`autophase.predict.RefinementRuns` made with ``outline_ratio`` 1)."""
+    from autophase.external_suite import score_answer
+    from autophase.predict import Refinement
+
+    scored = {}
+    out = {}
+    for rule, keep, ratio in KEEP_RULES:
+        how = Refinement(outline_ratio=ratio, keep_by=keep)
+        n = len(made.results) if how.wants_second_outline(made.volume_ratio) else 1
+        k = how.kept(made.results[:n])
+        if k not in scored:
+            r = made.results[k]
+            outline, phase, t = made.runs[k]
+            scored[k] = {**score_answer(r.object, mag, meas, truth), "outline": outline, "start_phase": phase,
+                         "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
+                         "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
+        out[rule] = {**scored[k], "runs_made": n, "volume_ratio": float(made.volume_ratio)}
+    return out
+
+
 CANDIDATE_RULES = ("current", "id", "r1", "r2", "r3", "avg4", "avg8", "best-of-5", "best-of-6")
 
 
@@ -264,6 +301,8 @@ def main(argv=None) -> int:
                     help="refine several network answers, keep the lowest LLK_free (module docstring)")
     ap.add_argument("--oracle", action="store_true",
                     help="refine starts that swap the network's amplitude or phase for the truth (module docstring)")
+    ap.add_argument("--keep-rules", action="store_true",
+                    help="make every run once, then keep by each rule of KEEP_RULES (module docstring)")
     ap.add_argument("--note", default="")
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
@@ -274,8 +313,8 @@ def main(argv=None) -> int:
         ap.error(str(e))
     if a.n < 1 or a.refine < 1:
         ap.error("--n and --refine must be ≥ 1")
-    if a.oracle and a.candidates:
-        ap.error("--oracle and --candidates ask different questions; give one")
+    if sum((a.oracle, a.candidates, a.keep_rules)) > 1:
+        ap.error("--oracle, --candidates and --keep-rules ask different questions; give one")
     if a.oracle and any(name == "scan54" for name, _ in sets):
         ap.error("--oracle needs a truth: scan54 has none")
 
@@ -287,6 +326,7 @@ def main(argv=None) -> int:
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
+                        {k: {"keep_by": keep, "outline_ratio": r} for k, keep, r in KEEP_RULES} if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
            "sets": {}, "note": a.note}
     for name, seed in sets:
@@ -323,6 +363,11 @@ def main(argv=None) -> int:
                               "surface_wraps": surface_wraps(r.object, r.support), "seconds": r.seconds_refine}
                           for k, (c2, _, r) in got.items()}
                 row["refine"] = pick_candidates(scored, got["id"][0], predictor.average_above)
+            elif a.keep_rules:
+                from autophase.predict import Refinement, refinement_runs
+
+                made = refinement_runs(p, mag, meas, a.refine, Refinement(outline_ratio=1.0))
+                row["refine"] = keep_rule_answers(made, mag, meas, truth)
             elif a.oracle:
                 for key, (amp, ph) in oracle_starts(p.object, truth).items():
                     t0 = time.perf_counter()
@@ -351,7 +396,8 @@ def main(argv=None) -> int:
             print(name, seed, it.name, "phasing %.4g" % row["phasing"]["chi2"],
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
-        for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else [k for k, _ in settings]):
+        for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else
+                    [k for k, _, _ in KEEP_RULES] if a.keep_rules else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

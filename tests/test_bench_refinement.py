@@ -121,3 +121,25 @@ def test_oracle_is_refused_without_a_truth_or_beside_candidates(capsys):
     with pytest.raises(SystemExit) as e:
         br.main(["--oracle", "--candidates", "--sets", "generator2=2"])
     assert e.value.code == 2 and "give one" in capsys.readouterr().err
+
+
+def test_keep_rules_keep_what_refine_prediction_with_that_setting_keeps(model_path):
+    from autophase.physics.forward import far_field
+    from autophase.predict import Predictor, Refinement, refine_prediction, refinement_runs
+
+    # a ball with a phase the network has not seen, so the runs on the data's outline differ
+    s, z = _ball(64, 8.0)
+    I = np.abs(far_field((s * np.exp(1.5j * np.sin(z / 3))).astype(np.complex64))) ** 2
+    mag = np.sqrt(I * 1e6 / I.sum()).astype(np.float32)
+    p = Predictor(str(model_path)).predict(mag[None])[0]
+    made = refinement_runs(p, mag, None, 10, Refinement(outline_ratio=1.0))
+    assert len(made.results) == 4 and made.runs[0] == ("network", "network", 0.1) and np.isfinite(made.volume_ratio)
+    got = br.keep_rule_answers(made, mag, None, None)
+    assert set(got) == {k for k, _, _ in br.KEEP_RULES} and len(got) == 10
+    for rule, keep, ratio in br.KEEP_RULES:
+        r = refine_prediction(p, mag, None, 10, Refinement(outline_ratio=ratio, keep_by=keep))
+        assert (got[rule]["outline"], got[rule]["start_phase"], got[rule]["start_sw_threshold"]) == (
+            r.outline, r.start_phase, r.start_sw_threshold), rule
+        assert got[rule]["runs_made"] in (1, 4)
+    with pytest.raises(SystemExit):
+        br.main(["--keep-rules", "--oracle", "--sets", "generator2=2"])
