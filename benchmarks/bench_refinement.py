@@ -72,7 +72,7 @@ If "true-support" or "true-amplitude" closes the gap the network's shape is what
 ``--keep-rules`` asks which run to keep, and when to make the runs on the data's outline: each
 item's runs are made once, all of them (:func:`autophase.predict.refinement_runs` with
 ``outline_ratio`` 1, the predict default otherwise), and each rule ``KEEP@R``
-(:data:`KEEP_RULES`: ``keep_by`` χ² or LLK_free, ``outline_ratio`` R) keeps what
+(:data:`KEEP_RULES`: ``keep_by`` χ² or LLK_free, ``outline_ratio`` R, ``llk_free_margin``) keeps what
 ``refine_prediction`` with that setting would keep: the same runs, the first of them where R
 would not make the others (each run is deterministic given its start).
 
@@ -228,8 +228,11 @@ def oracle_starts(answer: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.n
             "truth": (np.abs(t), np.angle(t))}
 
 
-#: ``--keep-rules``: (rule, keep_by, outline_ratio)
-KEEP_RULES = tuple((f"{k}@{r:g}", k, r) for k in ("llk_free", "chi2") for r in (1.5, 1.3, 1.2, 1.1, 1.0))
+#: ``--keep-rules``: (rule, keep_by, outline_ratio, llk_free_margin); "chi2-any" is χ² with no
+#: LLK_free margin to speak of
+KEEP_RULES = tuple((f"{name}@{r:g}", k, r, m) for name, k, m in
+                   (("llk_free", "llk_free", 0.1), ("chi2", "chi2", 0.1), ("chi2-0.2", "chi2", 0.2),
+                    ("chi2-any", "chi2", 1e9)) for r in (1.5, 1.2, 1.0))
 
 
 def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
@@ -240,8 +243,8 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
 
     scored = {}
     out = {}
-    for rule, keep, ratio in KEEP_RULES:
-        how = Refinement(outline_ratio=ratio, keep_by=keep)
+    for rule, keep, ratio, margin in KEEP_RULES:
+        how = Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin)
         n = len(made.results) if how.wants_second_outline(made.volume_ratio) else 1
         k = how.kept(made.results[:n])
         if k not in scored:
@@ -326,7 +329,8 @@ def main(argv=None) -> int:
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
-                        {k: {"keep_by": keep, "outline_ratio": r} for k, keep, r in KEEP_RULES} if a.keep_rules else
+                        {k: {"keep_by": keep, "outline_ratio": r, "llk_free_margin": m} for k, keep, r, m in KEEP_RULES}
+                        if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
            "sets": {}, "note": a.note}
     for name, seed in sets:
@@ -397,7 +401,7 @@ def main(argv=None) -> int:
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
         for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else
-                    [k for k, _, _ in KEEP_RULES] if a.keep_rules else [k for k, _ in settings]):
+                    [k for k, *_ in KEEP_RULES] if a.keep_rules else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

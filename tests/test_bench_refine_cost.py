@@ -26,8 +26,10 @@ def test_one_crystal_through_every_setting_gives_a_typed_record(tmp_path, capsys
     assert row["settings"]["two"]["start_phase"] == "network"
     llk = [row["settings"][k]["llk_free"] for k in ("four", "three", "two", "one")]
     assert llk == sorted(llk)  # each setting runs the one before's runs and more
-    # the default: the same four runs, the lowest χ² kept
-    assert row["settings"]["every"]["chi2"] <= min(row["settings"][k]["chi2"] for k in ("one", "two", "three", "four"))
+    # the default: the same four runs (the outlines disagree), the lowest χ² of those within 10 % of the
+    # lowest LLK_free kept; "four" kept that lowest LLK_free, so it was among them
+    every, four = row["settings"]["every"], row["settings"]["four"]
+    assert every["chi2"] <= four["chi2"] and every["llk_free"] <= 1.1 * four["llk_free"]
     assert all(v["median_s"] > 0 for v in row["settings"].values())
     whole = d["whole"][0]["settings"]
     assert set(whole) == {"one", "two", "three", "four", "every", "phase"}

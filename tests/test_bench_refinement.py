@@ -135,9 +135,9 @@ def test_keep_rules_keep_what_refine_prediction_with_that_setting_keeps(model_pa
     made = refinement_runs(p, mag, None, 10, Refinement(outline_ratio=1.0))
     assert len(made.results) == 4 and made.runs[0] == ("network", "network", 0.1) and np.isfinite(made.volume_ratio)
     got = br.keep_rule_answers(made, mag, None, None)
-    assert set(got) == {k for k, _, _ in br.KEEP_RULES} and len(got) == 10
-    for rule, keep, ratio in br.KEEP_RULES:
-        r = refine_prediction(p, mag, None, 10, Refinement(outline_ratio=ratio, keep_by=keep))
+    assert set(got) == {k for k, *_ in br.KEEP_RULES} and len(got) == 12
+    for rule, keep, ratio, margin in br.KEEP_RULES:
+        r = refine_prediction(p, mag, None, 10, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin))
         assert (got[rule]["outline"], got[rule]["start_phase"], got[rule]["start_sw_threshold"]) == (
             r.outline, r.start_phase, r.start_sw_threshold), rule
         assert got[rule]["runs_made"] in (1, 4)

@@ -249,8 +249,17 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
     assert service_refinement().outline_ratio == 1.5 and service_refinement().keep_by == "chi2"
     runs = [SimpleNamespace(chi2=0.3, llk_free=1.0), SimpleNamespace(chi2=0.1, llk_free=2.0),
             SimpleNamespace(chi2=float("nan"), llk_free=0.1), SimpleNamespace(chi2=0.1, llk_free=0.5)]
-    assert d.kept(runs) == 1  # the lowest χ²; a NaN never wins; a tie keeps the earlier
+    # LLK_free within 10 % of the lowest of the runs that did not fail (0.5): run 3 alone
+    assert d.llk_free_margin == 0.1 and d.kept(runs) == 3
+    # a wide margin: every run competes on χ²; a tie keeps the earlier, a NaN never wins
+    assert Refinement(llk_free_margin=10.0).kept(runs) == 1 and Refinement(llk_free_margin=10.0).kept(runs[2:3]) == 0
     assert Refinement(keep_by="llk_free").kept(runs) == 2 and Refinement(keep_by="llk_free").kept(runs[:2]) == 0
+    nofree = [SimpleNamespace(chi2=0.3, llk_free=float("nan")), SimpleNamespace(chi2=0.2, llk_free=float("nan"))]
+    assert d.kept(nofree) == 1  # no free voxels: χ² alone
+    for bad in (-0.1, float("nan"), float("inf"), "0.1", None):
+        with pytest.raises(ParamError) as e:
+            Refinement(llk_free_margin=bad).validate()
+        assert e.value.field == "llk_free_margin"
     for bad in ("chi", "", None, "LLK_free"):
         with pytest.raises(ParamError) as e:
             Refinement(keep_by=bad).validate()
@@ -272,5 +281,8 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
     for how in (Refinement(keep_by="llk_free"), Refinement(outline_ratio=0), Refinement(zero_phase_start=False)):
         assert kept.chi2 <= refine_prediction(p, mag, None, 30, how).chi2
     assert str(kept.to_npz_dict()["refine_keep_by"]) == "chi2"
+    assert refinement_from_args(ap.parse_args(["--refine-llk-free-margin", "0.5"])).llk_free_margin == 0.5
+    with pytest.raises(InputError, match="--refine-llk-free-margin"):
+        refinement_from_args(ap.parse_args(["--refine-llk-free-margin", "-1"]))
     with pytest.raises(InputError, match="--refine-keep-by"):
         refinement_from_args(SimpleNamespace(**{**vars(ap.parse_args([])), "refine_keep_by": "nope"}))
