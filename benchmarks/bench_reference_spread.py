@@ -13,7 +13,9 @@ fraction against each; the network's answers are the suite's own, read from ``--
 not recomputed.
 
 Per source: the fraction against the suite's run and against each further seed, their
-spread (min–max), and phasing's per-crystal χ² spread (median of max/min over the seeds).
+spread (min–max), and phasing's per-crystal χ² spread (median of max/min over the seeds);
+and issue 15's phase line against each seed (the median refined phase error over the median
+of that seed's phasing phase errors, as the suite computes it).
 Sets named generator2=1 are issue 15's acceptance set: measuring the yardstick's spread on it
 chooses nothing (the refinement's settings are fixed before this runs).
 """
@@ -58,27 +60,36 @@ def spread(settings: dict, sources: dict[str, list[dict]], seeds: int, n: int | 
         for row in rows:
             it = items[row["name"]]
             chi = [float(row["phasing"]["chi2"])]
+            pe = [float(row["phasing"].get("phase_error_rad", np.nan))]
             t0 = time.perf_counter()
             for k in range(1, seeds + 1):
                 _, s = phase_scored(it.magnitude, it.measured, int(it.seed) + 1000 * k, it.truth)
                 chi.append(float(s["chi2"]))
+                pe.append(float(s.get("phase_error_rad", np.nan)))
             per.append({"name": row["name"], "refine_chi2": float(row["refine"]["chi2"]), "phasing_chi2": chi,
-                        "seconds": time.perf_counter() - t0})
+                        "refine_phase_error_rad": float(row["refine"].get("phase_error_rad", np.nan)),
+                        "phasing_phase_error_rad": pe, "seconds": time.perf_counter() - t0})
             print(name, row["name"], "ratio", [round(per[-1]["refine_chi2"] / c, 3) for c in chi], flush=True)
         def within(yardstick) -> float:
             """The fraction of crystals within LINE× of ``yardstick(phasing χ² list)``."""
             return float(np.mean([p["refine_chi2"] <= LINE * yardstick(p["phasing_chi2"]) for p in per]))
 
         fr = [within(lambda c, k=k: c[k]) for k in range(seeds + 1)]
+        # issue 15's phase line against each seed's phasing: median refined phase error over
+        # the median of that seed's phasing phase errors (the suite's ratio of medians)
+        pr = [float(np.median([p["refine_phase_error_rad"] for p in per])
+                    / np.median([p["phasing_phase_error_rad"][k] for p in per])) for k in range(seeds + 1)]
         out["sources"][name] = {
             "n": len(per), "fraction_by_seed": fr, "fraction_min": min(fr), "fraction_max": max(fr),
+            "phase_error_ratio_by_seed": pr,
             # against each crystal's best phasing run (the lowest χ², the hardest yardstick) and its worst
             "fraction_vs_best_phasing_run": within(min), "fraction_vs_worst_phasing_run": within(max),
             "phasing_chi2_max_over_min_median": float(np.median([max(p["phasing_chi2"]) / min(p["phasing_chi2"])
                                                                  for p in per])),
             "rows": per}
         s = out["sources"][name]
-        print(f"{name}: within {LINE}× of phasing, by seed {[round(x, 3) for x in fr]}; against each crystal's "
+        print(f"{name}: within {LINE}× of phasing, by seed {[round(x, 3) for x in fr]}; phase error ratio by seed "
+              f"{[round(x, 3) for x in pr]}; against each crystal's "
               f"best run {s['fraction_vs_best_phasing_run']:.3f}; phasing χ² max/min median "
               f"{s['phasing_chi2_max_over_min_median']:.3f}", flush=True)
     return out

@@ -31,8 +31,13 @@ def test_one_crystal_rephased_from_another_seed(model_path, tmp_path):
     within = [row["refine_chi2"] <= 1.2 * c for c in row["phasing_chi2"]]
     assert s["fraction_by_seed"] == [float(w) for w in within]
     assert s["phasing_chi2_max_over_min_median"] >= 1.0
+    # the phase line against each seed: one crystal, so the ratio of its own phase errors
+    assert row["phasing_phase_error_rad"][0] == ext["phasing"]["phase_error_rad"]
+    assert s["phase_error_ratio_by_seed"] == pytest.approx(
+        [row["refine_phase_error_rad"] / p for p in row["phasing_phase_error_rad"]])
     names = {(m["name"], m["params"].get("seed_index")) for m in rec["metrics"]}
     assert ("reference_spread.fraction_within", "1") in names and rec["kind"] == "evaluation"
+    assert ("reference_spread.phase_error_ratio", "1") in names
 
 
 def test_it_reads_only_external_suite_results(tmp_path):

@@ -719,6 +719,10 @@ def _reference_spread(r: dict[str, Any], p: Parts) -> None:
             p.metric("reference_spread.fraction_within", v, "1", "higher", group="reference-spread",
                      label="NN + 50 ER χ² within 1.2× of phasing's, phasing from seed k (0: the suite's run)",
                      params={"source": str(name), "seed_index": str(k)})
+        for k, v in enumerate(s.get("phase_error_ratio_by_seed") or []):
+            p.metric("reference_spread.phase_error_ratio", v, "x", "lower", group="reference-spread",
+                     label="NN + 50 ER median phase error over phasing's, phasing from seed k (0: the suite's run)",
+                     params={"source": str(name), "seed_index": str(k)})
         p.metric("reference_spread.fraction_vs_best_run", s.get("fraction_vs_best_phasing_run"), "1", "higher",
                  group="reference-spread", label="against each crystal's best phasing run",
                  params={"source": str(name)})
