@@ -235,6 +235,12 @@ KEEP_RULES = tuple((f"{name}@{r:g}", k, r, m) for name, k, m in
                     ("chi2-any", "chi2", 1e9)) for r in (1.5, 1.2, 1.0))
 
 
+#: ``--keep-rules`` ablations of the default rule (χ², margin 0.1, every run made): the same
+#: choice among the runs of one start phase only — what the runs carrying the network's phase
+#: reach alone, and what the phase-free runs (which owe the network only the outline's place) do
+ABLATIONS = {"network-phase-only@1": ("network",), "no-network-phase@1": ("zero",)}
+
+
 def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
     """{rule: scored kept run} of ``--keep-rules`` for one item's runs (``made``, a
     :class:`autophase.predict.RefinementRuns` made with ``outline_ratio`` 1)."""
@@ -254,6 +260,16 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
                          "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
                          "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
         out[rule] = {**scored[k], "runs_made": n, "volume_ratio": float(made.volume_ratio)}
+    for rule, phases in ABLATIONS.items():
+        idx = [k for k, run in enumerate(made.runs) if run[1] in phases]
+        k = idx[Refinement().kept([made.results[i] for i in idx])]
+        if k not in scored:
+            r = made.results[k]
+            outline, phase, t = made.runs[k]
+            scored[k] = {**score_answer(r.object, mag, meas, truth), "outline": outline, "start_phase": phase,
+                         "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
+                         "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
+        out[rule] = {**scored[k], "runs_made": len(idx), "volume_ratio": float(made.volume_ratio)}
     return out
 
 
@@ -330,6 +346,7 @@ def main(argv=None) -> int:
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
                         {k: {"keep_by": keep, "outline_ratio": r, "llk_free_margin": m} for k, keep, r, m in KEEP_RULES}
+                        | {k: {"ablation_start_phases": list(v)} for k, v in ABLATIONS.items()}
                         if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
            "sets": {}, "note": a.note}
@@ -401,7 +418,7 @@ def main(argv=None) -> int:
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
         for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else
-                    [k for k, *_ in KEEP_RULES] if a.keep_rules else [k for k, _ in settings]):
+                    [*(k for k, *_ in KEEP_RULES), *ABLATIONS] if a.keep_rules else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

@@ -135,7 +135,10 @@ def test_keep_rules_keep_what_refine_prediction_with_that_setting_keeps(model_pa
     made = refinement_runs(p, mag, None, 10, Refinement(outline_ratio=1.0))
     assert len(made.results) == 4 and made.runs[0] == ("network", "network", 0.1) and np.isfinite(made.volume_ratio)
     got = br.keep_rule_answers(made, mag, None, None)
-    assert set(got) == {k for k, *_ in br.KEEP_RULES} and len(got) == 12
+    assert set(got) == {k for k, *_ in br.KEEP_RULES} | set(br.ABLATIONS) and len(got) == 14
+    # the ablations choose among the runs of one start phase: the network's two, the phase-free two
+    assert got["network-phase-only@1"]["start_phase"] == "network" and got["network-phase-only@1"]["runs_made"] == 2
+    assert got["no-network-phase@1"]["start_phase"] == "zero" and got["no-network-phase@1"]["runs_made"] == 2
     for rule, keep, ratio, margin in br.KEEP_RULES:
         r = refine_prediction(p, mag, None, 10, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin))
         assert (got[rule]["outline"], got[rule]["start_phase"], got[rule]["start_sw_threshold"]) == (
