@@ -95,12 +95,17 @@ class Refinement:
     outline_ratio : R; when the outline the data's autocorrelation gives
         (:mod:`autophase.outline`) and the network's first support differ in volume by more
         than R× either way, the K iterations run a second time from that outline (flat
-        amplitude, the network's phase) and one result is kept (``keep_by``). 1: always
-        both (the default since session 17, with ``keep_by`` χ²); 0: the network's outline
-        alone (the paper's refinement). 1.5, session 14's choice on the simulator, the second
-        generator and scan 54 (docs/training.md, "A second outline from the data"), runs
-        them only where the outlines disagree; with LLK_free as the judge 1 gave no better
-        answers at twice the ER.
+        amplitude, the network's phase) and one result is kept (``keep_by``). 1: always;
+        0: the network's outline alone (the paper's refinement, whatever ``outline_chi2``
+        says). The default 1.5 was chosen on the simulator, the second generator and scan 54
+        in session 14 (docs/training.md, "A second outline from the data").
+    outline_chi2 : X; the runs on the data's outline are made as well where the network's
+        own answer fits the pattern worse than χ² X, whatever the volumes say (0: the volumes
+        alone, session 16's rule). Where the network's answer already fits, its outline is
+        trusted and one ER runs; where it does not, the crystal is one the network has not
+        learnt, and the runs on the data's outline helped there even when the volumes agreed
+        (default 0.05: the simulator's crystals at 10⁶ photons fit below it, 97–100 %, the
+        second generator's above it, 90–100 %; docs/training.md, "Every start, kept by χ²").
     zero_phase_start : on the data's outline, a third start as well: the same flat
         amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); one of
         the runs is kept (``keep_by``). On by default since session 15, chosen on the second
@@ -123,24 +128,24 @@ class Refinement:
         (on scan 54 the phase-free run at 0.05, on a support 1.8× the network's, had the
         lowest χ² and 2.7× the lowest LLK_free).
     llk_free_margin : m; with ``keep_by`` χ², only runs with LLK_free ≤ (1 + m) × the lowest
-        compete (default 0.1, chosen with the rest below). The defaults since session 17 — every crystal takes the runs on
-        the data's outline (``outline_ratio`` 1) and the lowest χ² is kept — were chosen on
+        compete (default 0.1, chosen with the rest below). The defaults since session 17 — the runs on the data's outline also
+        where the network's χ² is above ``outline_chi2``, and the lowest χ² is kept — were chosen on
         the second generator's sets 0, 2, 3, 4 and the simulator's set 12 and confirmed on
-        sets 5–8 and 24 (docs/training.md, "Every start, kept by χ²"); the truth's phase error
-        is what says they are better answers, not just better fits. ``Refinement(outline_ratio=1.5,
-        keep_by="llk_free")`` is session 16's refinement; the live service keeps the ratio 1.5
-        (:func:`service_refinement`).
+        sets 5–10 and 24–25 (docs/training.md, "Every start, kept by χ²"); the truth's phase
+        error is what says they are better answers, not just better fits.
+        ``Refinement(keep_by="llk_free", outline_chi2=0)`` is session 16's refinement.
     """
 
     start_threshold: float = 0.1
     shrink_wrap_every: int = 5
     sw_threshold: float = 0.1
     sw_sigma: float = 1.0
-    outline_ratio: float = 1.0
+    outline_ratio: float = 1.5
     zero_phase_start: bool = True
     zero_phase_sw_threshold: float = 0.05
     keep_by: str = "chi2"
     llk_free_margin: float = 0.1
+    outline_chi2: float = 0.05
 
     def outline_phases(self) -> tuple[str, ...]:
         """The phases of the starts on the data's outline (:data:`autophase.outline.START_PHASES`)."""
@@ -156,11 +161,14 @@ class Refinement:
             runs.append(("zero", t0))
         return runs
 
-    def wants_second_outline(self, ratio: float) -> bool:
-        """Whether a volume ratio |autocorrelation outline| / |network outline| calls for the
-        second run (``outline_ratio``; an empty outline always does)."""
+    def wants_second_outline(self, ratio: float, network_chi2: float = float("nan")) -> bool:
+        """Whether a volume ratio |autocorrelation outline| / |network outline| (``outline_ratio``;
+        an empty outline always does) or the network's own χ² (``outline_chi2``) calls for the
+        runs on the data's outline."""
         if self.outline_ratio <= 0:
             return False
+        if self.outline_chi2 > 0 and network_chi2 > self.outline_chi2:
+            return True
         if not (ratio > 0 and np.isfinite(ratio)):
             return True
         return self.outline_ratio == 1 or max(ratio, 1.0 / ratio) > self.outline_ratio
@@ -192,9 +200,10 @@ class Refinement:
             checks.check_threshold("zero_phase_sw_threshold", self.zero_phase_sw_threshold)
         if self.keep_by not in KEEP_BY:
             raise checks.ParamError("keep_by", self.keep_by, f"must be one of {', '.join(KEEP_BY)}")
-        m = self.llk_free_margin
-        if not checks._is_real(m) or not np.isfinite(m) or m < 0:
-            raise checks.ParamError("llk_free_margin", m, "must be a finite number ≥ 0")
+        for name in ("llk_free_margin", "outline_chi2"):
+            m = getattr(self, name)
+            if not checks._is_real(m) or not np.isfinite(m) or m < 0:
+                raise checks.ParamError(name, m, "must be a finite number ≥ 0")
         return self
 
     def kept(self, results: list) -> int:
@@ -236,16 +245,8 @@ def judging_refinement() -> Refinement:
     nothing but the crystal's place in the grid, so where it wins a poor network scores as
     well as a good one: with it, the shipped weights with noise of each tensor's spread
     added were promoted over the shipped model on two measured scans."""
-    return Refinement(outline_ratio=1.5, zero_phase_start=False, zero_phase_sw_threshold=0.0, keep_by="llk_free")
-
-
-def service_refinement() -> Refinement:
-    """The live service's default (``autophase watch``): :class:`Refinement` with the runs on
-    the data's outline only where the outlines disagree by more than 1.5× in volume. A
-    simulated or otherwise well-predicted crystal then runs one ER, not four, which keeps
-    the service's refine-50 latency where docs/watch.md measured it; ``watch
-    --refine-outline-ratio 1`` gives ``predict``'s default."""
-    return Refinement(outline_ratio=1.5)
+    return Refinement(outline_ratio=1.5, zero_phase_start=False, zero_phase_sw_threshold=0.0, keep_by="llk_free",
+                      outline_chi2=0.0)
 
 
 def default_symmetries(refine: int) -> int:
@@ -286,6 +287,9 @@ def add_refinement_arguments(p, defaults: Refinement | None = None) -> None:
                    help=f"which run to keep: the lowest χ² on the fitted voxels (among runs with LLK_free within "
                         f"--refine-llk-free-margin of the lowest), or the lowest LLK_free on the free voxels "
                         f"(default {d.keep_by})")
+    p.add_argument("--refine-outline-chi2", type=float, default=d.outline_chi2, metavar="X",
+                   help=f"also refine from the pattern's outline where the network's answer has χ² above X "
+                        f"(default {d.outline_chi2:g}; 0: only where the outlines disagree)")
     p.add_argument("--refine-llk-free-margin", type=float, default=d.llk_free_margin, metavar="M",
                    help=f"with --refine-keep-by chi2, only runs with LLK_free ≤ (1 + M) × the lowest compete "
                         f"(default {d.llk_free_margin:g})")
@@ -299,8 +303,8 @@ def refinement_from_args(args) -> Refinement:
                    sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
                    zero_phase_start=args.refine_zero_phase,
                    zero_phase_sw_threshold=args.refine_zero_phase_threshold, keep_by=args.refine_keep_by,
-                   llk_free_margin=args.refine_llk_free_margin)
-    options = {"keep_by": "--refine-keep-by", "llk_free_margin": "--refine-llk-free-margin", "start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
+                   llk_free_margin=args.refine_llk_free_margin, outline_chi2=args.refine_outline_chi2)
+    options = {"outline_chi2": "--refine-outline-chi2", "keep_by": "--refine-keep-by", "llk_free_margin": "--refine-llk-free-margin", "start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio",
                "zero_phase_sw_threshold": "--refine-zero-phase-threshold"}
     try:
@@ -734,11 +738,13 @@ class RefinementRuns:
         then the runs on the data's outline (:meth:`Refinement.outline_runs`) when made.
     results : the runs' :class:`~autophase.phasing.PhasingResult`, in that order.
     volume_ratio : |data's outline| / |network's first support| (nan when not computed).
+    network_chi2 : the network's answer's χ² (what ``outline_chi2`` is compared with).
     """
 
     runs: list
     results: list
     volume_ratio: float
+    network_chi2: float = float("nan")
 
 
 def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None, iterations: int,
@@ -753,7 +759,7 @@ def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None,
               sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
     # (start, support, outline, phase, shrink-wrap threshold) of every run: the network's
     # answer on its own outline, then, where the pattern's autocorrelation disagrees with it on
-    # the volume (or always, ratio 1), the runs on the data's outline (the volumes first: the
+    # the volume or the network's answer fits badly (or always, ratio 1), the runs on the data's outline (the volumes first: the
     # placement only where they are made); the phase-free start may run at two thresholds
     # (Refinement.outline_runs)
     starts = [(p.object, first, "network", "network", how.sw_threshold)]
@@ -763,7 +769,7 @@ def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None,
 
         data = autocorrelation_outline(mag, measured)
         ratio = volume_ratio(data, first)
-        if how.wants_second_outline(ratio):
+        if how.wants_second_outline(ratio, p.chi2):
             alts = autocorrelation_starts(p.object, first, mag, measured, data, how.outline_phases())
             by_phase = {alt.phase: alt for alt in alts}
             starts += [(by_phase[ph].init, by_phase[ph].support, "autocorrelation", ph, t)
@@ -772,7 +778,7 @@ def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None,
     # as one batch on the torch engine
     results = phase_each(mag, measured, starts=[(r[0], r[1]) for r in starts],
                          thresholds=[r[4] for r in starts], **kw)
-    return RefinementRuns([r[2:] for r in starts], results, ratio)
+    return RefinementRuns([r[2:] for r in starts], results, ratio, float(p.chi2))
 
 
 def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | None, iterations: int,

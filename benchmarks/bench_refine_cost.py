@@ -7,14 +7,16 @@ The refinement (:func:`autophase.predict.refine_prediction`) runs 50 ER from the
 answer, and where the pattern's autocorrelation and the network disagree on the crystal's
 volume, from the data's outline as well: with the network's phase (session 14) and with no
 phase (session 15), that phase-free start at a second shrink-wrap threshold (session 16); since
-session 17 on every crystal.
-Five settings of :class:`autophase.predict.Refinement`:
+session 17 also where the network's answer fits badly.
+Six settings of :class:`autophase.predict.Refinement`:
 
 * ``one`` — ``outline_ratio=0``: the network's outline alone (the paper's refinement);
 * ``two`` — ``zero_phase_start=False``: session 14's refinement;
 * ``three`` — ``zero_phase_sw_threshold=0``: session 15's refinement (three runs);
 * ``four`` — session 16's refinement (four runs where the outlines disagree, kept by LLK_free);
-* ``every`` — the default since session 17: the four runs on every crystal, kept by χ².
+* ``default`` — since session 17: the four runs also where the network's χ² is above 0.05,
+  the lowest χ² within 10 % of the lowest LLK_free kept;
+* ``every`` — the same with the four runs on every crystal (``outline_ratio`` 1).
 
 Patterns: ``--n`` crystals of ``--source`` (default generator 2 set 2, an exploration set:
 its crystals take the further starts about two times in three; the simulator's never do).
@@ -53,13 +55,16 @@ from autophase.bench.record import RESULTS_DIR, write_record  # noqa: E402
 #: setting → (Refinement keyword arguments, the same as ``predict`` options)
 SETTINGS = {
     "one": ({"outline_ratio": 0.0}, ["--refine-outline-ratio", "0"]),
-    "two": ({"outline_ratio": 1.5, "zero_phase_start": False, "keep_by": "llk_free"},
-            ["--refine-outline-ratio", "1.5", "--no-refine-zero-phase", "--refine-keep-by", "llk_free"]),
-    "three": ({"outline_ratio": 1.5, "zero_phase_sw_threshold": 0.0, "keep_by": "llk_free"},
-              ["--refine-outline-ratio", "1.5", "--refine-zero-phase-threshold", "0", "--refine-keep-by", "llk_free"]),
-    "four": ({"outline_ratio": 1.5, "keep_by": "llk_free"},
-             ["--refine-outline-ratio", "1.5", "--refine-keep-by", "llk_free"]),
-    "every": ({}, []),
+    "two": ({"outline_ratio": 1.5, "zero_phase_start": False, "keep_by": "llk_free", "outline_chi2": 0.0},
+            ["--refine-outline-ratio", "1.5", "--no-refine-zero-phase", "--refine-keep-by", "llk_free",
+             "--refine-outline-chi2", "0"]),
+    "three": ({"outline_ratio": 1.5, "zero_phase_sw_threshold": 0.0, "keep_by": "llk_free", "outline_chi2": 0.0},
+              ["--refine-outline-ratio", "1.5", "--refine-zero-phase-threshold", "0", "--refine-keep-by", "llk_free",
+               "--refine-outline-chi2", "0"]),
+    "four": ({"outline_ratio": 1.5, "keep_by": "llk_free", "outline_chi2": 0.0},
+             ["--refine-outline-ratio", "1.5", "--refine-keep-by", "llk_free", "--refine-outline-chi2", "0"]),
+    "default": ({}, []),
+    "every": ({"outline_ratio": 1.0}, ["--refine-outline-ratio", "1"]),
 }
 
 

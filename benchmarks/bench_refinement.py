@@ -104,22 +104,24 @@ def parse_settings(text: str):
     to 0, t0 (that start's second shrink-wrap threshold, :class:`Refinement`
     ``zero_phase_sw_threshold``) to 0: six fields are session 15's refinement, seven session 16's.
     k (``keep_by``: chi2 or llk_free) defaults to llk_free, what every record before session 17
-    kept: ``0.1/5/0.1/1/1/1/0.05/chi2`` is ``predict``'s default since then."""
+    kept; x (``outline_chi2``) to 0: ``0.1/5/0.1/1/1.5/1/0.05/chi2/0.05`` is ``predict``'s default
+    since then."""
     from autophase.predict import KEEP_BY, Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if (len(parts) not in (4, 5, 6, 7, 8) or (len(parts) >= 6 and parts[5] not in ("0", "1"))
-                or (len(parts) == 8 and parts[7] not in KEEP_BY)):
+        if (len(parts) not in (4, 5, 6, 7, 8, 9) or (len(parts) >= 6 and parts[5] not in ("0", "1"))
+                or (len(parts) >= 8 and parts[7] not in KEEP_BY)):
             raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma"
-                             f"[/outline ratio[/0 or 1[/second threshold[/{' or '.join(KEEP_BY)}]]]]")
+                             f"[/outline ratio[/0 or 1[/second threshold[/{' or '.join(KEEP_BY)}[/network χ²]]]]]")
         try:
             r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
                            float(parts[4]) if len(parts) >= 5 else 0.0,
                            zero_phase_start=len(parts) >= 6 and parts[5] == "1",
                            zero_phase_sw_threshold=float(parts[6]) if len(parts) >= 7 else 0.0,
-                           keep_by=parts[7] if len(parts) == 8 else "llk_free").validate()
+                           keep_by=parts[7] if len(parts) >= 8 else "llk_free",
+                           outline_chi2=float(parts[8]) if len(parts) == 9 else 0.0).validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))
@@ -233,6 +235,8 @@ def oracle_starts(answer: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.n
 KEEP_RULES = tuple((f"{name}@{r:g}", k, r, m) for name, k, m in
                    (("llk_free", "llk_free", 0.1), ("chi2", "chi2", 0.1), ("chi2-0.2", "chi2", 0.2),
                     ("chi2-any", "chi2", 1e9)) for r in (1.5, 1.2, 1.0))
+#: the same with the network's χ² as a second trigger (``outline_chi2``): "default" is predict's
+OUTLINE_CHI2_RULES = {"default": 0.05, "chi2@1.5+nn0.03": 0.03, "chi2@1.5+nn0.1": 0.1}
 
 
 #: ``--keep-rules`` ablations of the default rule (χ², margin 0.1, every run made): the same
@@ -249,9 +253,11 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
 
     scored = {}
     out = {}
-    for rule, keep, ratio, margin in KEEP_RULES:
-        how = Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin)
-        n = len(made.results) if how.wants_second_outline(made.volume_ratio) else 1
+    rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0))
+             for rule, keep, ratio, margin in KEEP_RULES]
+    rules += [(rule, Refinement(outline_chi2=x)) for rule, x in OUTLINE_CHI2_RULES.items()]
+    for rule, how in rules:
+        n = len(made.results) if how.wants_second_outline(made.volume_ratio, made.network_chi2) else 1
         k = how.kept(made.results[:n])
         if k not in scored:
             r = made.results[k]
@@ -346,6 +352,8 @@ def main(argv=None) -> int:
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
                         {k: {"keep_by": keep, "outline_ratio": r, "llk_free_margin": m} for k, keep, r, m in KEEP_RULES}
+                        | {k: {"keep_by": "chi2", "outline_ratio": 1.5, "llk_free_margin": 0.1, "outline_chi2": x}
+                           for k, x in OUTLINE_CHI2_RULES.items()}
                         | {k: {"ablation_start_phases": list(v)} for k, v in ABLATIONS.items()}
                         if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
@@ -418,7 +426,7 @@ def main(argv=None) -> int:
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
         for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else
-                    [*(k for k, *_ in KEEP_RULES), *ABLATIONS] if a.keep_rules else [k for k, _ in settings]):
+                    [*(k for k, *_ in KEEP_RULES), *OUTLINE_CHI2_RULES, *ABLATIONS] if a.keep_rules else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

@@ -19,7 +19,7 @@ def test_one_crystal_through_every_setting_gives_a_typed_record(tmp_path, capsys
     rec = json.loads(out.read_text())
     d = rec["details"]
     row = d["in_process"][0]
-    assert set(row["settings"]) == set(brc.SETTINGS) == {"one", "two", "three", "four", "every"}
+    assert set(row["settings"]) == set(brc.SETTINGS) == {"one", "two", "three", "four", "default", "every"}
     # generator 2 set 2 crystal 0: the outlines disagree, so the further starts are made
     assert not 1 / 1.5 < row["volume_ratio"] < 1.5
     assert row["settings"]["one"]["outline"] == "network"
@@ -28,11 +28,12 @@ def test_one_crystal_through_every_setting_gives_a_typed_record(tmp_path, capsys
     assert llk == sorted(llk)  # each setting runs the one before's runs and more
     # the default: the same four runs (the outlines disagree), the lowest χ² of those within 10 % of the
     # lowest LLK_free kept; "four" kept that lowest LLK_free, so it was among them
-    every, four = row["settings"]["every"], row["settings"]["four"]
+    every, four = row["settings"]["default"], row["settings"]["four"]
     assert every["chi2"] <= four["chi2"] and every["llk_free"] <= 1.1 * four["llk_free"]
+    assert row["settings"]["every"]["chi2"] == every["chi2"]  # the same runs here: the outlines disagree
     assert all(v["median_s"] > 0 for v in row["settings"].values())
     whole = d["whole"][0]["settings"]
-    assert set(whole) == {"one", "two", "three", "four", "every", "phase"}
+    assert set(whole) == {"one", "two", "three", "four", "default", "every", "phase"}
     assert all(v["median_s"] > 1 for v in whole.values())  # a whole process imports and loads
     names = {(m["name"], m["params"]["setting"]) for m in rec["metrics"]}
     assert ("refine_cost.in_process_s", "four") in names and ("refine_cost.whole_s", "one") in names

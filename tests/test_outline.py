@@ -92,7 +92,7 @@ def test_outline_ratio_is_checked():
             Refinement(outline_ratio=bad).validate()
         assert e.value.field == "outline_ratio"
     r = Refinement(outline_ratio=2.0)
-    assert Refinement().outline_ratio == 1.0 and not Refinement(outline_ratio=0).wants_second_outline(10.0)
+    assert Refinement().outline_ratio == 1.5 and not Refinement(outline_ratio=0).wants_second_outline(10.0)
     assert r.wants_second_outline(2.5) and r.wants_second_outline(0.3) and not r.wants_second_outline(1.9)
     assert r.wants_second_outline(float("inf")) and Refinement(outline_ratio=1).wants_second_outline(1.0)
 
@@ -233,7 +233,8 @@ def test_networks_are_judged_with_every_start_carrying_their_phase():
     assert j.zero_phase_start is False and j.outline_phases() == ("network",)
     assert j.outline_runs() == [("network", 0.1)]
     # session 14's refinement, pinned: the judge of checkpoints does not move with predict's default
-    assert j == Refinement(outline_ratio=1.5, zero_phase_start=False, zero_phase_sw_threshold=0.0, keep_by="llk_free")
+    assert j == Refinement(outline_ratio=1.5, zero_phase_start=False, zero_phase_sw_threshold=0.0, keep_by="llk_free",
+                           outline_chi2=0.0)
 
 
 def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_asked():
@@ -242,11 +243,15 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
 
     from autophase.errors import InputError
     from autophase.phasing import ParamError
-    from autophase.predict import KEEP_BY, add_refinement_arguments, refinement_from_args, service_refinement
+    from autophase.predict import KEEP_BY, add_refinement_arguments, refinement_from_args
 
     d = Refinement()
-    assert (d.outline_ratio, d.keep_by) == (1.0, "chi2") and KEEP_BY == ("chi2", "llk_free")
-    assert service_refinement().outline_ratio == 1.5 and service_refinement().keep_by == "chi2"
+    assert (d.outline_ratio, d.keep_by, d.outline_chi2) == (1.5, "chi2", 0.05) and KEEP_BY == ("chi2", "llk_free")
+    # the network's χ² is a second trigger: above 0.05 the runs are made whatever the volumes say
+    assert not d.wants_second_outline(1.2, 0.04) and d.wants_second_outline(1.2, 0.06)
+    assert not d.wants_second_outline(1.2) and d.wants_second_outline(1.6, 0.01)
+    assert not Refinement(outline_chi2=0).wants_second_outline(1.2, 0.9)
+    assert not Refinement(outline_ratio=0).wants_second_outline(10.0, 0.9)  # the paper's refinement: never
     runs = [SimpleNamespace(chi2=0.3, llk_free=1.0), SimpleNamespace(chi2=0.1, llk_free=2.0),
             SimpleNamespace(chi2=float("nan"), llk_free=0.1), SimpleNamespace(chi2=0.1, llk_free=0.5)]
     # LLK_free within 10 % of the lowest of the runs that did not fail (0.5): run 3 alone
@@ -270,15 +275,20 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
     assert refinement_from_args(ap.parse_args(["--refine-keep-by", "llk_free"])).keep_by == "llk_free"
     with pytest.raises(SystemExit):
         ap.parse_args(["--refine-keep-by", "best"])
-    sv = argparse.ArgumentParser()
-    add_refinement_arguments(sv, service_refinement())
-    assert refinement_from_args(sv.parse_args([])).outline_ratio == 1.5
-    # on a real pattern: every run is made (R = 1), and the kept answer's χ² is the lowest of
-    # them: no other setting's runs (a subset) reach a lower one
+    assert refinement_from_args(ap.parse_args(["--refine-outline-chi2", "0"])).outline_chi2 == 0
+    with pytest.raises(InputError, match="--refine-outline-chi2"):
+        refinement_from_args(ap.parse_args(["--refine-outline-chi2", "nan"]))
+    for bad in (-0.1, float("inf"), "0.05"):
+        with pytest.raises(ParamError) as e:
+            Refinement(outline_chi2=bad).validate()
+        assert e.value.field == "outline_chi2"
+    # on a real pattern whose outlines disagree: every run is made, and the kept answer's χ² is
+    # no higher than that of the run LLK_free keeps, nor than the network's outline alone
     mag, truth, (z, y, x) = _crystal()
     p = _network_like(np.where(z > 0, truth, 0), mag)
     kept = refine_prediction(p, mag, None, 30)
-    for how in (Refinement(keep_by="llk_free"), Refinement(outline_ratio=0), Refinement(zero_phase_start=False)):
+    assert kept.outline == "autocorrelation"
+    for how in (Refinement(keep_by="llk_free"), Refinement(outline_ratio=0)):
         assert kept.chi2 <= refine_prediction(p, mag, None, 30, how).chi2
     assert str(kept.to_npz_dict()["refine_keep_by"]) == "chi2"
     assert refinement_from_args(ap.parse_args(["--refine-llk-free-margin", "0.5"])).llk_free_margin == 0.5

@@ -21,13 +21,13 @@ HELP = "warm service: invert every pattern (or raw scan) renamed into INBOX, as 
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..predict import add_refinement_arguments, service_refinement
+    from ..predict import add_refinement_arguments
 
     p.add_argument("inbox", metavar="INBOX", help="folder to watch; writers rename finished files into it")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="results folder (created if needed)")
     p.add_argument("--model", help="checkpoint (default: the shipped autophase/models/default.pt)")
     p.add_argument("--refine", type=int, default=0, metavar="K", help="K ER iterations from each prediction")
-    add_refinement_arguments(p, service_refinement())
+    add_refinement_arguments(p)
     p.add_argument("--format", choices=("cxi", "npz"), default="cxi",
                    help="result file: cxi (with .vti, strain and pictures) or npz (default cxi)")
     p.add_argument("--no-plot", action="store_true", help="no PNGs (a .cxi result still gets its .vti)")

@@ -515,7 +515,7 @@ class WatchService:
         finally:
             p.average_above = saved
         if self.cfg.refine > 0:
-            pred = refine_prediction(pred, mag, None, self.cfg.refine, self._refinement(), **self._engine())
+            pred = refine_prediction(pred, mag, None, self.cfg.refine, self.cfg.refinement, **self._engine())
         with tempfile.TemporaryDirectory() as d:
             from ..outputs import write_result
 
@@ -525,12 +525,6 @@ class WatchService:
             import h5py  # noqa: F401
             import hdf5plugin  # noqa: F401
         return time.perf_counter() - t0
-
-    def _refinement(self):
-        """The refinement asked for, or the service's default (:func:`autophase.predict.service_refinement`)."""
-        from ..predict import service_refinement
-
-        return self.cfg.refinement or service_refinement()
 
     def _engine(self) -> dict[str, Any]:
         """The refinement's engine: the GPU's torch engine when the network runs on CUDA."""
@@ -795,7 +789,7 @@ class WatchService:
                 if self.cfg.refine > 0:
                     t1 = time.perf_counter()
                     pred = refine_prediction(pred, pat.magnitude, pat.measured, self.cfg.refine,
-                                             self._refinement(), **self._engine())
+                                             self.cfg.refinement, **self._engine())
                     stages["refine"] = time.perf_counter() - t1
                 t1 = time.perf_counter()
                 job = self._write(pred, pat, target)
