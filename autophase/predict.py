@@ -104,8 +104,8 @@ class Refinement:
         alone, session 16's rule). Where the network's answer already fits, its outline is
         trusted and one ER runs; where it does not, the crystal is one the network has not
         learnt, and the runs on the data's outline helped there even when the volumes agreed
-        (default 0.05: the simulator's crystals at 10⁶ photons fit below it, 97–100 %, the
-        second generator's above it, 90–100 %; docs/training.md, "Every start, kept by χ²").
+        (default 0.05: the simulator's crystals at 10⁶ photons fit below it, nearly all of the
+        second generator's above it; docs/training.md, "Every start, kept by χ²").
     zero_phase_start : on the data's outline, a third start as well: the same flat
         amplitude with no phase (:func:`autophase.outline.autocorrelation_starts`); one of
         the runs is kept (``keep_by``). On by default since session 15, chosen on the second
@@ -116,24 +116,24 @@ class Refinement:
         session 15's refinement). From a flat start the first shrink-wraps at 0.1 can cut away
         part of a crystal the blurred iterate has not yet filled; a lower threshold keeps it
         while ER fills it, and where it was not needed the choice keeps another. It costs one
-        more ER run. Default 0.05,
-        chosen on the second generator's sets 0, 2, 3 and 4 and confirmed on sets 5–8
-        (docs/training.md, "The phase-free start at a second threshold").
+        more ER run. Default 0.05, chosen on the second generator's sets 0, 2, 3 and 4 and
+        confirmed on sets 5–8 (docs/training.md, "The phase-free start at a second threshold").
     keep_by : which run is kept: ``"chi2"``, the lowest χ² on the voxels the runs were fitted
         to among the runs whose LLK_free is within ``llk_free_margin`` of the lowest, or
         ``"llk_free"``, the lowest Poisson deviance on the free voxels (5 % of the voxels, in
         islands off the centre; :func:`autophase.physics.metrics.free_mask`). Every run is the
         same ER from one pattern, so the χ² compares like with like, over 19× more voxels than
         LLK_free; the margin keeps out a run that fits the fitted voxels by overfitting them
-        (on scan 54 the phase-free run at 0.05, on a support 1.8× the network's, had the
-        lowest χ² and 2.7× the lowest LLK_free).
+        on a looser support (on scan 54, the phase-free run at threshold 0.05).
     llk_free_margin : m; with ``keep_by`` χ², only runs with LLK_free ≤ (1 + m) × the lowest
-        compete (default 0.1, chosen with the rest below). The defaults since session 17 — the runs on the data's outline also
-        where the network's χ² is above ``outline_chi2``, and the lowest χ² is kept — were chosen on
-        the second generator's sets 0, 2, 3, 4 and the simulator's set 12 and confirmed on
-        sets 5–10 and 24–25 (docs/training.md, "Every start, kept by χ²"); the truth's phase
-        error is what says they are better answers, not just better fits.
-        ``Refinement(keep_by="llk_free", outline_chi2=0)`` is session 16's refinement.
+        compete (default 0.1).
+
+    ``keep_by``, ``llk_free_margin`` and ``outline_chi2`` (session 17) were chosen on the second
+    generator's sets 0, 2, 3, 4, the simulator's set 12 and scan 54, and confirmed on the second
+    generator's sets 5–10 and the simulator's 24 and 25 (docs/training.md, "Every start, kept by
+    χ²"); the truth's phase error, which no rule sees, is what says the kept runs are better
+    answers and not only better fits. ``Refinement(keep_by="llk_free", outline_chi2=0)`` is
+    session 16's refinement.
     """
 
     start_threshold: float = 0.1
