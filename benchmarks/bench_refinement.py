@@ -251,31 +251,29 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
     from autophase.external_suite import score_answer
     from autophase.predict import Refinement
 
-    scored = {}
+    scored: dict[int, dict] = {}
+
+    def score(k: int) -> dict:
+        """Run k scored once, however many rules keep it."""
+        if k not in scored:
+            r = made.results[k]
+            outline, phase, t = made.runs[k]
+            scored[k] = {**score_answer(r.object, mag, meas, truth), "outline": outline, "start_phase": phase,
+                         "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
+                         "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
+        return scored[k]
+
     out = {}
     rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0))
              for rule, keep, ratio, margin in KEEP_RULES]
     rules += [(rule, Refinement(outline_chi2=x)) for rule, x in OUTLINE_CHI2_RULES.items()]
     for rule, how in rules:
         n = len(made.results) if how.wants_second_outline(made.volume_ratio, made.network_chi2) else 1
-        k = how.kept(made.results[:n])
-        if k not in scored:
-            r = made.results[k]
-            outline, phase, t = made.runs[k]
-            scored[k] = {**score_answer(r.object, mag, meas, truth), "outline": outline, "start_phase": phase,
-                         "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
-                         "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
-        out[rule] = {**scored[k], "runs_made": n, "volume_ratio": float(made.volume_ratio)}
+        out[rule] = {**score(how.kept(made.results[:n])), "runs_made": n, "volume_ratio": float(made.volume_ratio)}
     for rule, phases in ABLATIONS.items():
         idx = [k for k, run in enumerate(made.runs) if run[1] in phases]
         k = idx[Refinement().kept([made.results[i] for i in idx])]
-        if k not in scored:
-            r = made.results[k]
-            outline, phase, t = made.runs[k]
-            scored[k] = {**score_answer(r.object, mag, meas, truth), "outline": outline, "start_phase": phase,
-                         "start_sw_threshold": float(t), "support_voxels": int(np.count_nonzero(r.support)),
-                         "surface_wraps": surface_wraps(r.object, r.support), "seconds": float(r.seconds)}
-        out[rule] = {**scored[k], "runs_made": len(idx), "volume_ratio": float(made.volume_ratio)}
+        out[rule] = {**score(k), "runs_made": len(idx), "volume_ratio": float(made.volume_ratio)}
     return out
 
 
