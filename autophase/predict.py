@@ -255,10 +255,10 @@ def default_symmetries(refine: int) -> int:
     return DEFAULT_SYMMETRIES if refine > 0 else DEFAULT_SYMMETRIES_ALONE
 
 
-def add_refinement_arguments(p, defaults: Refinement | None = None) -> None:
+def add_refinement_arguments(p) -> None:
     """``--symmetries`` and the ``--refine-*`` options of ``predict``, ``evaluate`` and ``watch``
-    (defaults: :data:`DEFAULT_SYMMETRIES`, ``defaults`` or :class:`Refinement`)."""
-    d = defaults or Refinement()
+    (defaults: :data:`DEFAULT_SYMMETRIES`, :class:`Refinement`)."""
+    d = Refinement()
     p.add_argument("--symmetries", type=int, default=None, metavar="K",
                    help=f"average the network over K symmetric copies of each pattern, 1–8 (default "
                         f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations; "
@@ -304,9 +304,10 @@ def refinement_from_args(args) -> Refinement:
                    zero_phase_start=args.refine_zero_phase,
                    zero_phase_sw_threshold=args.refine_zero_phase_threshold, keep_by=args.refine_keep_by,
                    llk_free_margin=args.refine_llk_free_margin, outline_chi2=args.refine_outline_chi2)
-    options = {"outline_chi2": "--refine-outline-chi2", "keep_by": "--refine-keep-by", "llk_free_margin": "--refine-llk-free-margin", "start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
+    options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio",
-               "zero_phase_sw_threshold": "--refine-zero-phase-threshold"}
+               "zero_phase_sw_threshold": "--refine-zero-phase-threshold", "keep_by": "--refine-keep-by",
+               "llk_free_margin": "--refine-llk-free-margin", "outline_chi2": "--refine-outline-chi2"}
     try:
         return r.validate()
     except ParamError as e:
@@ -752,16 +753,19 @@ def refinement_runs(p: Prediction, mag: np.ndarray, measured: np.ndarray | None,
     """The ER runs of :func:`refine_prediction`, every one kept (the choice is
     :meth:`Refinement.kept`). Each run is deterministic given its start, so the runs a
     refinement with a higher ``outline_ratio`` makes are the first of these."""
-    from .phasing import phase_each
+    try:
+        from .phasing import phase_each
+    except ImportError as e:  # pragma: no cover - phasing is part of the package
+        raise RuntimeError(f"--refine needs autophase.phasing ({e})") from None
 
     first = how.start_support(p.object, p.support)
     kw = dict(schedule=f"{int(iterations)}*ER", shrink_wrap_every=how.shrink_wrap_every,
               sw_threshold=how.sw_threshold, sw_sigma=how.sw_sigma, engine=engine, device=device)
     # (start, support, outline, phase, shrink-wrap threshold) of every run: the network's
     # answer on its own outline, then, where the pattern's autocorrelation disagrees with it on
-    # the volume or the network's answer fits badly (or always, ratio 1), the runs on the data's outline (the volumes first: the
-    # placement only where they are made); the phase-free start may run at two thresholds
-    # (Refinement.outline_runs)
+    # the volume or the network's answer fits badly (or always, ratio 1), the runs on the data's
+    # outline (the volumes first: the placement only where they are made); the phase-free start
+    # may run at two thresholds (Refinement.outline_runs)
     starts = [(p.object, first, "network", "network", how.sw_threshold)]
     ratio = float("nan")
     if how.outline_ratio > 0:
@@ -791,10 +795,6 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     ``engine``/``device`` which phasing engine runs them (``"torch"`` with a CUDA device
     keeps them on the GPU, :mod:`autophase.phasing`).
     """
-    try:
-        from .phasing import phase_each  # noqa: F401
-    except ImportError as e:  # pragma: no cover - phasing is part of the package
-        raise RuntimeError(f"--refine needs autophase.phasing ({e})") from None
     how = refinement or Refinement()
     t0 = time.perf_counter()
     made = refinement_runs(p, mag, measured, iterations, how, engine=engine, device=device)
