@@ -18,7 +18,18 @@ simulator held-out set and the independent generator) the phase error after alig
 too. Sources (:func:`autophase.testsets.sources.load_source`): ``simulator`` (seed 14,
 the held-out seed, 10⁸ photons — inside the shipped model's training range),
 ``generator2`` (seed 1, its own 10⁶ photons) and ``scan54`` (the measured pattern, prepped
-by ``autophase prep``).
+by ``autophase prep``); and ``--pattern FILE`` (repeatable) any measured pattern file, such as the
+half of scan 54's photons that ``autophase finetune --split-photons`` holds back
+(``runs/finetune-*/holdout.cxi``):
+
+    .venv/bin/python benchmarks/bench_adapt.py --sources --pattern runs/finetune-s18/holdout.cxi \
+        --steps 20 50 --phasing-starts 5 --out benchmarks/results/adapt-holdout-cpu.json
+
+Where there is no truth, ``--phasing-starts N`` adds phasing with its defaults from seeds
+0 … N − 1 as the yardstick (issue 15's measured line: NN + 50 ER χ² ≤ phasing's median), and
+every answer is also scored as the external suite and ``finetune`` score it
+(:func:`autophase.external_suite.score_no_truth`: χ² over all measured voxels, LLK_free), so the
+ratio to phasing compares like with like.
 
 Cost: seconds per adaptation step (forward + backward at batch 1, 64³, the model's
 width) over the whole run, snapshot predictions excluded; 50 ER iterations' seconds
@@ -34,20 +45,48 @@ import os
 import sys
 import time
 
+from pathlib import Path
+
 import numpy as np
 
 from autophase.bench.record import RESULTS_DIR, write_record
 
 
-def _score(p, truth):
+def _score(p, truth, item=None):
+    """χ² as the answer reports it, seconds, and with a truth the phase and complex error;
+    without one (``item`` given) the external suite's χ² and LLK_free as ``scored_*``."""
+    from autophase.external_suite import score_no_truth
     from autophase.physics.metrics import compare_to_truth
 
     out = {"chi2": float(p.chi2), "seconds_nn": float(p.seconds_nn), "seconds_refine": float(p.seconds_refine)}
+    if truth is None and item is not None:
+        s = score_no_truth(p.object, item.magnitude, item.measured)
+        out["scored_chi2"], out["scored_llk_free"] = s["chi2"], s["llk_free"]
     if truth is not None:
         c = compare_to_truth(p.object, truth)
         out["phase_error_rad"] = c["phase_error_rad"]
         out["complex_error"] = c["complex_error"]
     return out
+
+
+def phasing_yardstick(item, starts: int) -> dict:
+    """Phasing with its defaults from seeds 0 … ``starts`` − 1, scored as the external suite
+    scores (:func:`autophase.external_suite.phase_scored`); the median run's χ² and LLK_free."""
+    from autophase.external_suite import phase_scored
+
+    runs = [phase_scored(item.magnitude, item.measured, seed)[1] for seed in range(starts)]
+    return {"runs": runs, "chi2": float(np.median([r["chi2"] for r in runs])),
+            "llk_free": float(np.median([r["llk_free"] for r in runs]))}
+
+
+def pattern_item(path: str):
+    """A measured pattern file as a no-truth :class:`autophase.testsets.sources.Item`."""
+    from autophase.io.patterns import load_pattern
+    from autophase.testsets.sources import Item
+
+    pat = load_pattern(path)
+    return Item(f"file/{Path(path).name}", pat.magnitude, pat.measured, None, None, seed=0,
+                params={"source": "file", "file": str(path)})
 
 
 def run_item(predictor, item, steps: list[int], lr: float) -> dict:
@@ -65,8 +104,8 @@ def run_item(predictor, item, steps: list[int], lr: float) -> dict:
         p1 = predictor.predict(mag[None], [meas])[0]
     finally:
         predictor.symmetries = sym
-    row["K"]["0"] = {"nn": _score(p0, truth), "nn_50er": _score(r50, truth), "nn_100er": _score(r100, truth),
-                     "nn_single_pass": _score(p1, truth)}
+    row["K"]["0"] = {"nn": _score(p0, truth, item), "nn_50er": _score(r50, truth, item),
+                     "nn_100er": _score(r100, truth, item), "nn_single_pass": _score(p1, truth, item)}
     snap_s = [0.0]
 
     def on_step(k, net):
@@ -84,7 +123,7 @@ def run_item(predictor, item, steps: list[int], lr: float) -> dict:
         finally:
             predictor.net, predictor.compiled, predictor.symmetries = keep, compiled, sym
         r = refine_prediction(p, mag, meas, 50)
-        row["K"][str(k)] = {"nn": _score(p, truth), "nn_50er": _score(r, truth)}
+        row["K"][str(k)] = {"nn": _score(p, truth, item), "nn_50er": _score(r, truth, item)}
         snap_s[0] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -107,6 +146,15 @@ def summarise(rows: list[dict], steps: list[int]) -> dict:
                   "median_ratio_nn_50er_over_nn_100er": float(np.median(er / ref)),
                   "fraction_nn_50er_le_nn_100er": float(np.mean(er <= ref))}
     out["median_chi2_nn_100er"] = float(np.median([r["K"]["0"]["nn_100er"]["chi2"] for r in rows]))
+    if all("phasing" in r for r in rows):
+        # issue 15's measured line, like with like: the suite's χ² of NN + 50 ER (K steps
+        # before it) over phasing's median run
+        for K in ["0"] + [str(k) for k in steps]:
+            ratio = [r["K"][K]["nn_50er"]["scored_chi2"] / r["phasing"]["chi2"] for r in rows]
+            out[K]["median_ratio_nn_50er_over_phasing"] = float(np.median(ratio))
+            out[K]["fraction_nn_50er_le_phasing"] = float(np.mean(np.array(ratio) <= 1.0))
+        ratio = [r["K"]["0"]["nn_100er"]["scored_chi2"] / r["phasing"]["chi2"] for r in rows]
+        out["median_ratio_nn_100er_over_phasing"] = float(np.median(ratio))
     out["median_seconds_per_step"] = float(np.median([r["seconds_per_step"] for r in rows]))
     out["median_seconds_50_er"] = float(np.median([r["seconds_50_er"] for r in rows]))
     return out
@@ -118,8 +166,13 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, nargs="+", default=[5, 20, 50], help="K values (default 5 20 50)")
     ap.add_argument("--offset", type=int, default=0, help="skip the first crystals of each simulated source")
     ap.add_argument("--lr", type=float, default=None, help="adaptation learning rate (default: predict's)")
-    ap.add_argument("--sources", nargs="+", default=["simulator", "generator2", "scan54"])
+    ap.add_argument("--sources", nargs="*", default=["simulator", "generator2", "scan54"])
+    ap.add_argument("--pattern", action="append", default=[], metavar="FILE",
+                    help="a measured pattern file as one more source (repeatable; no truth)")
+    ap.add_argument("--phasing-starts", type=int, default=0, metavar="N",
+                    help="phasing from N seeds as the yardstick on sources without truth (default 0: none)")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--model", default=None, help="model file (default: the shipped model)")
     ap.add_argument("--out", default=str(RESULTS_DIR / "adapt-cpu.json"))
     a = ap.parse_args(argv)
     import torch
@@ -132,28 +185,41 @@ def main(argv=None) -> int:
     for k in a.steps:
         check_adapt(k, lr)
     steps = sorted(set(a.steps))
+    if a.phasing_starts < 0:
+        ap.error(f"--phasing-starts must be ≥ 0, got {a.phasing_starts}")
+    if not a.sources and not a.pattern:
+        ap.error("nothing to run: give --sources or --pattern")
+    for f in a.pattern:
+        if not Path(f).is_file():
+            ap.error(f"--pattern {f}: no such file")
     if a.threads:
         torch.set_num_threads(a.threads)
-    predictor = Predictor(device="cpu")
+    predictor = Predictor(a.model, device="cpu")
     photons = {"simulator": 1e8, "generator2": 1e6}
     seeds = {"simulator": 14, "generator2": 1, "scan54": 0}
     results = {"model": {k: predictor.meta.get(k) for k in ("version", "file", "network")}, "lr": lr,
                "steps": steps, "torch_threads": torch.get_num_threads(), "load_average_start": os.getloadavg(),
                "sources": {}}
-    for src in a.sources:
-        n = 1 if src == "scan54" else a.n
-        off = 0 if src == "scan54" else a.offset
-        items = load_source(src, off + n, seeds[src], photons.get(src, 1e6))[off:]
+    jobs = [(src, None) for src in a.sources] + [(f"file:{f}", f) for f in a.pattern]
+    for src, pattern_file in jobs:
+        if pattern_file is not None:
+            items = [pattern_item(pattern_file)]
+        else:
+            n = 1 if src == "scan54" else a.n
+            off = 0 if src == "scan54" else a.offset
+            items = load_source(src, off + n, seeds[src], photons.get(src, 1e6))[off:]
         rows = []
         for it in items:
             t0 = time.perf_counter()
             rows.append(run_item(predictor, it, steps, lr))
+            if it.truth is None and a.phasing_starts:
+                rows[-1]["phasing"] = phasing_yardstick(it, a.phasing_starts)
             k0, kmax = rows[-1]["K"]["0"], rows[-1]["K"][str(steps[-1])]
             print(f"bench_adapt: {it.name}: NN {k0['nn']['chi2']:.4g}  +50ER {k0['nn_50er']['chi2']:.4g}  "
                   f"+100ER {k0['nn_100er']['chi2']:.4g} | K={steps[-1]}: NN {kmax['nn']['chi2']:.4g}  "
                   f"+50ER {kmax['nn_50er']['chi2']:.4g}  ({rows[-1]['seconds_per_step']:.2f} s/step, "
                   f"{time.perf_counter() - t0:.0f} s)", flush=True)
-        results["sources"][src] = {"seed": seeds[src], "photons": photons.get(src), "rows": rows,
+        results["sources"][src] = {"seed": seeds.get(src), "photons": photons.get(src), "rows": rows,
                                    "summary": summarise(rows, steps)}
         results["load_average_end"] = os.getloadavg()
         results["command"] = " ".join([".venv/bin/python", "benchmarks/bench_adapt.py", *(argv or sys.argv[1:])])
@@ -162,6 +228,10 @@ def main(argv=None) -> int:
         s = d["summary"]
         print(f"bench_adapt: {src}: " + "  ".join(f"K={K}: NN+50ER/NN+100ER {s[K]['median_ratio_nn_50er_over_nn_100er']:.3g}"
                                                     for K in ["0"] + [str(k) for k in steps]))
+        if "median_ratio_nn_100er_over_phasing" in s:
+            print(f"bench_adapt: {src}: ÷ phasing's median χ²: " + "  ".join(
+                f"K={K}: NN+50ER {s[K]['median_ratio_nn_50er_over_phasing']:.3f}" for K in ["0"] + [str(k) for k in steps])
+                + f"  NN+100ER {s['median_ratio_nn_100er_over_phasing']:.3f}")
     print(f"bench_adapt: wrote {path}")
     return 0
 
