@@ -128,6 +128,16 @@ class Refinement:
     llk_free_margin : m; with ``keep_by`` χ², only runs with LLK_free ≤ (1 + m) × the lowest
         compete (default 0.1).
 
+    loose_chi2_margin : l; with ``keep_by`` χ², the run on a looser support (shrink-wrapped at
+        ``zero_phase_sw_threshold`` below ``sw_threshold``) is kept only where its χ² is below
+        (1 − l) × that of the run kept among the others (default 0.1; 0: it competes as an
+        equal, session 17's rule). A looser support always fits the pattern a little better
+        (more voxels are free to fit it); where that is all it buys, its answer carries a
+        blurred halo of weak voxels round the crystal that the χ² does not see and the shape
+        (SSIM) does. Chosen in session 18 on the second generator's sets 0, 2, 3, 4 and the
+        simulator's 12, confirmed on sets 5–10 and the simulator's 24 and 25 (docs/training.md,
+        "A looser support must earn its place").
+
     ``keep_by``, ``llk_free_margin`` and ``outline_chi2`` (session 17) were chosen on the second
     generator's sets 0, 2, 3, 4, the simulator's set 12 and scan 54, and confirmed on the second
     generator's sets 5–10 and the simulator's 24 and 25 (docs/training.md, "Every start, kept by
@@ -146,6 +156,7 @@ class Refinement:
     keep_by: str = "chi2"
     llk_free_margin: float = 0.1
     outline_chi2: float = 0.05
+    loose_chi2_margin: float = 0.1
 
     def outline_phases(self) -> tuple[str, ...]:
         """The phases of the starts on the data's outline (:data:`autophase.outline.START_PHASES`)."""
@@ -204,9 +215,12 @@ class Refinement:
             m = getattr(self, name)
             if not checks._is_real(m) or not np.isfinite(m) or m < 0:
                 raise checks.ParamError(name, m, "must be a finite number ≥ 0")
+        m = self.loose_chi2_margin
+        if not checks._is_real(m) or not np.isfinite(m) or not 0 <= m < 1:
+            raise checks.ParamError("loose_chi2_margin", m, "must be a number in [0, 1)")
         return self
 
-    def kept(self, results: list) -> int:
+    def kept(self, results: list, thresholds: Sequence[float] | None = None) -> int:
         """Index of the run to keep among ``results`` (each with ``chi2`` and ``llk_free``, as
         :class:`~autophase.phasing.PhasingResult`; the network's own start first).
 
@@ -215,6 +229,11 @@ class Refinement:
         (1 + ``llk_free_margin``) × their lowest (the lowest χ² of all where none has a finite
         LLK_free). A NaN (a run that failed) never wins; a tie keeps the earlier start; where
         every run failed, the first.
+
+        thresholds : each run's shrink-wrap threshold (:attr:`RefinementRuns.runs`). With
+            ``keep_by`` χ², a run shrink-wrapped below ``sw_threshold`` (a looser support) is
+            kept only where its χ² is below (1 − ``loose_chi2_margin``) × that of the run the
+            same rule keeps among the others. None: every run as an equal.
         """
         def lowest(idx, key):
             best = None
@@ -224,17 +243,26 @@ class Refinement:
                     best = k
             return best
 
+        def by_chi2(every):
+            good = [k for k in every if np.isfinite(results[k].chi2)]
+            free = [k for k in good if np.isfinite(results[k].llk_free)]
+            ok = good
+            if free:
+                cap = (1.0 + self.llk_free_margin) * results[lowest(free, "llk_free")].llk_free
+                ok = [k for k in free if results[k].llk_free <= cap]
+            return lowest(ok, "chi2")
+
         every = range(len(results))
         if self.keep_by == "llk_free":
             k = lowest(every, "llk_free")
             return 0 if k is None else k
-        good = [k for k in every if np.isfinite(results[k].chi2)]
-        free = [k for k in good if np.isfinite(results[k].llk_free)]
-        ok = good
-        if free:
-            cap = (1.0 + self.llk_free_margin) * results[lowest(free, "llk_free")].llk_free
-            ok = [k for k in free if results[k].llk_free <= cap]
-        k = lowest(ok, "chi2")
+        k = by_chi2(every)
+        if k is not None and thresholds is not None and self.loose_chi2_margin > 0:
+            loose = {j for j in every if thresholds[j] < self.sw_threshold}
+            if k in loose:
+                other = by_chi2([j for j in every if j not in loose])
+                if other is not None and results[k].chi2 > (1.0 - self.loose_chi2_margin) * results[other].chi2:
+                    k = other
         return 0 if k is None else k
 
 
@@ -293,6 +321,10 @@ def add_refinement_arguments(p) -> None:
     p.add_argument("--refine-llk-free-margin", type=float, default=d.llk_free_margin, metavar="M",
                    help=f"with --refine-keep-by chi2, only runs with LLK_free ≤ (1 + M) × the lowest compete "
                         f"(default {d.llk_free_margin:g})")
+    p.add_argument("--refine-loose-chi2-margin", type=float, default=d.loose_chi2_margin, metavar="L",
+                   help=f"with --refine-keep-by chi2, keep the run at --refine-zero-phase-threshold (a looser "
+                        f"support) only where its χ² is below (1 − L) × the best of the others "
+                        f"(default {d.loose_chi2_margin:g}; 0: as an equal)")
 
 
 def refinement_from_args(args) -> Refinement:
@@ -303,11 +335,13 @@ def refinement_from_args(args) -> Refinement:
                    sw_threshold=args.refine_sw_threshold, outline_ratio=args.refine_outline_ratio,
                    zero_phase_start=args.refine_zero_phase,
                    zero_phase_sw_threshold=args.refine_zero_phase_threshold, keep_by=args.refine_keep_by,
-                   llk_free_margin=args.refine_llk_free_margin, outline_chi2=args.refine_outline_chi2)
+                   llk_free_margin=args.refine_llk_free_margin, outline_chi2=args.refine_outline_chi2,
+                   loose_chi2_margin=args.refine_loose_chi2_margin)
     options = {"start_threshold": "--refine-start-threshold", "shrink_wrap_every": "--refine-shrink-wrap",
                "sw_threshold": "--refine-sw-threshold", "outline_ratio": "--refine-outline-ratio",
                "zero_phase_sw_threshold": "--refine-zero-phase-threshold", "keep_by": "--refine-keep-by",
-               "llk_free_margin": "--refine-llk-free-margin", "outline_chi2": "--refine-outline-chi2"}
+               "llk_free_margin": "--refine-llk-free-margin", "outline_chi2": "--refine-outline-chi2",
+               "loose_chi2_margin": "--refine-loose-chi2-margin"}
     try:
         return r.validate()
     except ParamError as e:
@@ -798,7 +832,7 @@ def refine_prediction(p: Prediction, mag: np.ndarray, measured: np.ndarray | Non
     how = refinement or Refinement()
     t0 = time.perf_counter()
     made = refinement_runs(p, mag, measured, iterations, how, engine=engine, device=device)
-    k = how.kept(made.results)
+    k = how.kept(made.results, [t for *_, t in made.runs])
     res, (outline, start_phase, start_t) = made.results[k], made.runs[k]
     return Prediction(res.object, res.support, float(res.chi2), float(res.llk_free), source=p.source,
                       model=p.model, refine_iterations=int(iterations), refinement=how,

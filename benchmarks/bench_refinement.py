@@ -99,29 +99,31 @@ DEFAULT_SETTINGS = "0.2/5/0.15/1,0.2/5/0.1/1,0.1/5/0.1/1,0.2/5/0.05/1,0.2/10/0.1
 
 
 def parse_settings(text: str):
-    """"a/b/c/d[/r[/z[/t0[/k]]]],…" → [Refinement(a, b, c, d[, r[, z[, t0[, k]]]]), …] (validated);
+    """"a/b/c/d[/r[/z[/t0[/k[/x[/l]]]]]],…" → [Refinement(a, b, c, d[, r[, z[, t0[, k[, x[, l]]]]]]), …] (validated);
     ValueError naming a bad one. r defaults to 0 (one outline), z (the start with no phase, 0 or 1)
     to 0, t0 (that start's second shrink-wrap threshold, :class:`Refinement`
     ``zero_phase_sw_threshold``) to 0: six fields are session 15's refinement, seven session 16's.
     k (``keep_by``: chi2 or llk_free) defaults to llk_free, what every record before session 17
-    kept; x (``outline_chi2``) to 0: ``0.1/5/0.1/1/1.5/1/0.05/chi2/0.05`` is ``predict``'s default
-    since then."""
+    kept; x (``outline_chi2``) to 0: ``0.1/5/0.1/1/1.5/1/0.05/chi2/0.05`` was ``predict``'s default
+    in session 17; l (``loose_chi2_margin``) to 0: ``0.1/5/0.1/1/1.5/1/0.05/chi2/0.05/0.1`` is
+    ``predict``'s default since session 18."""
     from autophase.predict import KEEP_BY, Refinement
 
     out = []
     for tok in text.split(","):
         parts = tok.strip().split("/")
-        if (len(parts) not in (4, 5, 6, 7, 8, 9) or (len(parts) >= 6 and parts[5] not in ("0", "1"))
+        if (len(parts) not in (4, 5, 6, 7, 8, 9, 10) or (len(parts) >= 6 and parts[5] not in ("0", "1"))
                 or (len(parts) >= 8 and parts[7] not in KEEP_BY)):
             raise ValueError(f"--settings: {tok!r} is not start/every/threshold/sigma"
-                             f"[/outline ratio[/0 or 1[/second threshold[/{' or '.join(KEEP_BY)}[/network χ²]]]]]")
+                             f"[/outline ratio[/0 or 1[/second threshold[/{' or '.join(KEEP_BY)}[/network χ²[/loose margin]]]]]]")
         try:
             r = Refinement(float(parts[0]), int(parts[1]), float(parts[2]), float(parts[3]),
                            float(parts[4]) if len(parts) >= 5 else 0.0,
                            zero_phase_start=len(parts) >= 6 and parts[5] == "1",
                            zero_phase_sw_threshold=float(parts[6]) if len(parts) >= 7 else 0.0,
                            keep_by=parts[7] if len(parts) >= 8 else "llk_free",
-                           outline_chi2=float(parts[8]) if len(parts) == 9 else 0.0).validate()
+                           outline_chi2=float(parts[8]) if len(parts) >= 9 else 0.0,
+                           loose_chi2_margin=float(parts[9]) if len(parts) == 10 else 0.0).validate()
         except ValueError as e:
             raise ValueError(f"--settings: {tok!r}: {e}") from None
         out.append((tok.strip(), r))
@@ -235,8 +237,12 @@ def oracle_starts(answer: np.ndarray, truth: np.ndarray) -> dict[str, tuple[np.n
 KEEP_RULES = tuple((f"{name}@{r:g}", k, r, m) for name, k, m in
                    (("llk_free", "llk_free", 0.1), ("chi2", "chi2", 0.1), ("chi2-0.2", "chi2", 0.2),
                     ("chi2-any", "chi2", 1e9)) for r in (1.5, 1.2, 1.0))
-#: the same with the network's χ² as a second trigger (``outline_chi2``): "default" is predict's
-OUTLINE_CHI2_RULES = {"default": 0.05, "chi2@1.5+nn0.03": 0.03, "chi2@1.5+nn0.1": 0.1}
+#: the same with the network's χ² as a second trigger (``outline_chi2``), every run as an equal
+#: (``loose_chi2_margin`` 0): "chi2@1.5+nn0.05" was predict's default in session 17
+OUTLINE_CHI2_RULES = {"chi2@1.5+nn0.05": 0.05, "chi2@1.5+nn0.03": 0.03, "chi2@1.5+nn0.1": 0.1}
+#: session 17's default with the run on a looser support held to a χ² margin (``loose_chi2_margin``):
+#: "default" is predict's (session 18)
+LOOSE_RULES = {"loose0.02": 0.02, "loose0.05": 0.05, "default": None, "loose0.15": 0.15}
 
 
 #: ``--keep-rules`` ablations of the default rule (χ², margin 0.1, every run made): the same
@@ -264,15 +270,19 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
         return scored[k]
 
     out = {}
-    rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0))
+    rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0,
+                               loose_chi2_margin=0.0))
              for rule, keep, ratio, margin in KEEP_RULES]
-    rules += [(rule, Refinement(outline_chi2=x)) for rule, x in OUTLINE_CHI2_RULES.items()]
+    rules += [(rule, Refinement(outline_chi2=x, loose_chi2_margin=0.0)) for rule, x in OUTLINE_CHI2_RULES.items()]
+    rules += [(rule, Refinement() if m is None else Refinement(loose_chi2_margin=m)) for rule, m in LOOSE_RULES.items()]
+    thresholds = [t for *_, t in made.runs]
     for rule, how in rules:
         n = len(made.results) if how.wants_second_outline(made.volume_ratio, made.network_chi2) else 1
-        out[rule] = {**score(how.kept(made.results[:n])), "runs_made": n, "volume_ratio": float(made.volume_ratio)}
+        out[rule] = {**score(how.kept(made.results[:n], thresholds[:n])), "runs_made": n,
+                     "volume_ratio": float(made.volume_ratio)}
     for rule, phases in ABLATIONS.items():
         idx = [k for k, run in enumerate(made.runs) if run[1] in phases]
-        k = idx[Refinement().kept([made.results[i] for i in idx])]
+        k = idx[Refinement().kept([made.results[i] for i in idx], [thresholds[i] for i in idx])]
         out[rule] = {**score(k), "runs_made": len(idx), "volume_ratio": float(made.volume_ratio)}
     return out
 
@@ -343,15 +353,17 @@ def main(argv=None) -> int:
 
     from autophase.external_suite import score_answer
     from autophase.phasing import phase
-    from autophase.predict import Prediction, Predictor, finish_prediction, refine_prediction
+    from autophase.predict import Prediction, Predictor, Refinement, finish_prediction, refine_prediction
     from autophase.testsets.sources import load_source
 
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
                         {k: {"keep_by": keep, "outline_ratio": r, "llk_free_margin": m} for k, keep, r, m in KEEP_RULES}
-                        | {k: {"keep_by": "chi2", "outline_ratio": 1.5, "llk_free_margin": 0.1, "outline_chi2": x}
-                           for k, x in OUTLINE_CHI2_RULES.items()}
+                        | {k: {"keep_by": "chi2", "outline_ratio": 1.5, "llk_free_margin": 0.1, "outline_chi2": x,
+                               "loose_chi2_margin": 0.0} for k, x in OUTLINE_CHI2_RULES.items()}
+                        | {k: (Refinement() if m is None else Refinement(loose_chi2_margin=m)).to_dict()
+                           for k, m in LOOSE_RULES.items()}
                         | {k: {"ablation_start_phases": list(v)} for k, v in ABLATIONS.items()}
                         if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
@@ -424,7 +436,7 @@ def main(argv=None) -> int:
                   {k: round(v["chi2"] / row["phasing"]["chi2"], 3) for k, v in row["refine"].items()}, flush=True)
         summary = {}
         for key in (CANDIDATE_RULES if a.candidates else ORACLE_STARTS if a.oracle else
-                    [*(k for k, *_ in KEEP_RULES), *OUTLINE_CHI2_RULES, *ABLATIONS] if a.keep_rules else [k for k, _ in settings]):
+                    [*(k for k, *_ in KEEP_RULES), *OUTLINE_CHI2_RULES, *LOOSE_RULES, *ABLATIONS] if a.keep_rules else [k for k, _ in settings]):
             ratio = np.array([r["refine"][key]["chi2"] / r["phasing"]["chi2"] for r in rows])
             s = {"fraction_chi2_within_1.2x_phasing": float(np.mean(ratio <= 1.2)),
                  "fraction_chi2_le_phasing": float(np.mean(ratio <= 1.0)),

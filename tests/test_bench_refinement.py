@@ -50,17 +50,21 @@ def test_sets_refuse_the_acceptance_set_and_settings_are_validated():
     with pytest.raises(ValueError, match="zero_phase_sw_threshold"):
         br.parse_settings("0.1/5/0.1/1/1.5/1/1.5")
     # an eighth, which run is kept (seven or fewer: LLK_free, as every record before session 17)
-    (_, eight), (_, nine) = br.parse_settings("0.1/5/0.1/1/1/1/0.05/chi2,0.1/5/0.1/1/1.5/1/0.05/chi2/0.05")
+    (_, eight), (_, nine), (_, ten) = br.parse_settings(
+        "0.1/5/0.1/1/1/1/0.05/chi2,0.1/5/0.1/1/1.5/1/0.05/chi2/0.05,0.1/5/0.1/1/1.5/1/0.05/chi2/0.05/0.1")
     assert (seven.keep_by, eight.keep_by, eight.outline_ratio, eight.outline_chi2) == ("llk_free", "chi2", 1.0, 0.0)
     from autophase.predict import Refinement
 
-    assert nine == Refinement()  # predict's default
+    # nine fields: session 17's default (the looser run as an equal); ten: predict's default
+    assert nine == Refinement(loose_chi2_margin=0.0) and ten == Refinement()
     for bad in ("0.1/5/0.1", "0.1/5/0.1/1/1.5/2", "0.1/5/0.1/1/1.5/1/0/1/chi2", "0.1/5/0.1/1/1.5/2/0.05",
-                "0.1/5/0.1/1/1/1/0.05/best", "0.1/5/0.1/1/1.5/1/0.05/chi2/0.05/1"):
+                "0.1/5/0.1/1/1/1/0.05/best", "0.1/5/0.1/1/1.5/1/0.05/chi2/0.05/0.1/1"):
         with pytest.raises(ValueError, match="start/every/threshold/sigma"):
             br.parse_settings(bad)
     with pytest.raises(ValueError, match="1.5/5/0.1/1"):
         br.parse_settings("1.5/5/0.1/1")
+    with pytest.raises(ValueError, match="loose_chi2_margin"):
+        br.parse_settings("0.1/5/0.1/1/1.5/1/0.05/chi2/0.05/1")
 
 
 def test_candidate_rules_pick_by_llk_free_and_current_follows_predict():
@@ -135,8 +139,9 @@ def test_keep_rules_keep_what_refine_prediction_with_that_setting_keeps(model_pa
     made = refinement_runs(p, mag, None, 10, Refinement(outline_ratio=1.0))
     assert len(made.results) == 4 and made.runs[0] == ("network", "network", 0.1) and np.isfinite(made.volume_ratio)
     got = br.keep_rule_answers(made, mag, None, None)
-    assert set(got) == {k for k, *_ in br.KEEP_RULES} | set(br.OUTLINE_CHI2_RULES) | set(br.ABLATIONS)
-    assert len(got) == 17 and made.network_chi2 == p.chi2
+    assert set(got) == {k for k, *_ in br.KEEP_RULES} | set(br.OUTLINE_CHI2_RULES) | set(br.LOOSE_RULES) | set(
+        br.ABLATIONS)
+    assert len(got) == 21 and made.network_chi2 == p.chi2
     r = refine_prediction(p, mag, None, 10)  # predict's default
     assert (got["default"]["outline"], got["default"]["start_phase"]) == (r.outline, r.start_phase)
     # the ablations choose among the runs of one start phase: the network's two, the phase-free two
@@ -144,9 +149,13 @@ def test_keep_rules_keep_what_refine_prediction_with_that_setting_keeps(model_pa
     assert got["no-network-phase@1"]["start_phase"] == "zero" and got["no-network-phase@1"]["runs_made"] == 2
     for rule, keep, ratio, margin in br.KEEP_RULES:
         r = refine_prediction(p, mag, None, 10, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin,
-                                                           outline_chi2=0.0))
+                                                           outline_chi2=0.0, loose_chi2_margin=0.0))
         assert (got[rule]["outline"], got[rule]["start_phase"], got[rule]["start_sw_threshold"]) == (
             r.outline, r.start_phase, r.start_sw_threshold), rule
         assert got[rule]["runs_made"] in (1, 4)
+    for rule, m in br.LOOSE_RULES.items():
+        r = refine_prediction(p, mag, None, 10, Refinement() if m is None else Refinement(loose_chi2_margin=m))
+        assert (got[rule]["outline"], got[rule]["start_phase"], got[rule]["start_sw_threshold"]) == (
+            r.outline, r.start_phase, r.start_sw_threshold), rule
     with pytest.raises(SystemExit):
         br.main(["--keep-rules", "--oracle", "--sets", "generator2=2"])

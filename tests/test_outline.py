@@ -261,6 +261,19 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
     assert Refinement(keep_by="llk_free").kept(runs) == 2 and Refinement(keep_by="llk_free").kept(runs[:2]) == 0
     nofree = [SimpleNamespace(chi2=0.3, llk_free=float("nan")), SimpleNamespace(chi2=0.2, llk_free=float("nan"))]
     assert d.kept(nofree) == 1  # no free voxels: χ² alone
+    # the run on a looser support (shrink-wrapped below sw_threshold) must beat the others' choice
+    # by loose_chi2_margin (default 0.1): 5 % lower χ² is not enough, 15 % is
+    ts = [0.1, 0.1, 0.1, 0.05]
+    close = [SimpleNamespace(chi2=c, llk_free=1.0) for c in (0.10, 0.30, 0.20, 0.095)]
+    far = [SimpleNamespace(chi2=c, llk_free=1.0) for c in (0.10, 0.30, 0.20, 0.085)]
+    assert d.loose_chi2_margin == 0.1 and d.kept(close, ts) == 0 and d.kept(far, ts) == 3
+    assert d.kept(close) == 3 and Refinement(loose_chi2_margin=0.0).kept(close, ts) == 3  # as an equal
+    assert Refinement(keep_by="llk_free").kept(close, ts) == 0  # LLK_free ties: the earlier
+    assert d.kept(close[3:], ts[3:]) == 0  # alone, it is kept
+    for bad in (-0.1, 1.0, float("nan"), "0.1", None):
+        with pytest.raises(ParamError) as e:
+            Refinement(loose_chi2_margin=bad).validate()
+        assert e.value.field == "loose_chi2_margin"
     for bad in (-0.1, float("nan"), float("inf"), "0.1", None):
         with pytest.raises(ParamError) as e:
             Refinement(llk_free_margin=bad).validate()
@@ -276,6 +289,9 @@ def test_the_kept_run_is_the_lowest_chi2_by_default_or_the_lowest_llk_free_when_
     with pytest.raises(SystemExit):
         ap.parse_args(["--refine-keep-by", "best"])
     assert refinement_from_args(ap.parse_args(["--refine-outline-chi2", "0"])).outline_chi2 == 0
+    assert refinement_from_args(ap.parse_args(["--refine-loose-chi2-margin", "0"])).loose_chi2_margin == 0
+    with pytest.raises(InputError, match="--refine-loose-chi2-margin"):
+        refinement_from_args(ap.parse_args(["--refine-loose-chi2-margin", "1"]))
     with pytest.raises(InputError, match="--refine-outline-chi2"):
         refinement_from_args(ap.parse_args(["--refine-outline-chi2", "nan"]))
     for bad in (-0.1, float("inf"), "0.05"):
