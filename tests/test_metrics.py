@@ -47,6 +47,24 @@ def test_truth_beats_trivial_answers(crystal):
     assert truth < 0.2 * chi2(np.zeros_like(M), M)
 
 
+@pytest.mark.parametrize("photons", [1e5, 1e7])
+def test_noise_floor_estimated_from_the_counts_alone(photons):
+    from autophase.physics.metrics import _poisson_sqrt_mse_table, chi2_noise_floor
+
+    counts, rho = noisy_pattern(faceted_crystal(32, seed=3), photons=photons, seed=1)
+    gap = np.ones(counts.shape, bool)
+    gap[:, 40:43, :] = False  # a detector gap: no zeros may leak into its neighbours
+    mag = np.where(gap, np.sqrt(counts), 0).astype(np.float32)
+    exact = chi2(magnitude(rho.astype(np.complex128)), mag.astype(np.float64), gap)
+    est = chi2_noise_floor(mag, gap)
+    assert 0.9 < est / exact < 1.12, (est, exact)
+    # unsmoothed counts miss it by half: g at the observed k is not the mean of g over k
+    assert chi2_noise_floor(mag, gap, sigma=0) < 0.75 * exact
+    lam, g = _poisson_sqrt_mse_table()
+    assert g[0] == 0 and abs(g[-1] - 0.25) < 1e-3 and np.all(np.diff(lam) > 0)
+    assert np.isnan(chi2_noise_floor(np.zeros((4, 4, 4), np.float32)))
+
+
 def test_poisson_llk_minimal_at_truth(crystal):
     counts, rho = crystal
     I = np.abs(magnitude(rho)) ** 2

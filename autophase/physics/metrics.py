@@ -7,6 +7,10 @@ Against the data (no truth needed):
 * :func:`poisson_llk` — the mean Poisson deviance per voxel,
   LLK = (2/n) Σ [I_c − k + k ln(k / I_c)]  (k counts, I_c model intensity, 0·ln 0 = 0);
   ≈ 1 at the true model for well-exposed voxels, smaller where counts are ~0.
+* :func:`chi2_noise_floor` — the χ² the exact object would score against these noisy counts,
+  estimated from the counts alone: Σ g(λ̂) / Σ I over measured voxels, with λ̂ the counts
+  smoothed by a Gaussian of σ voxels (each voxel's expected count) and
+  g(λ) = E_{k∼Poisson(λ)}[(√k − √λ)²] (≈ λ for λ ≪ 1, → 1/4 for λ ≫ 1).
 * :func:`free_mask` — ≈5 % of voxels, in small cubic islands away from the central peak,
   that phasing leaves unconstrained; :func:`llk_free` and :func:`chi2_free` evaluate on them
   (Favre-Nicolin et al., J. Appl. Cryst. 53, 2020): they rise when phasing overfits noise.
@@ -40,6 +44,7 @@ from .forward import AXES, fft_workers, is_torch
 
 __all__ = [
     "chi2",
+    "chi2_noise_floor",
     "poisson_llk",
     "free_mask",
     "llk_free",
@@ -79,6 +84,54 @@ def chi2(mag_est, mag_meas, mask=None, fit_scale: bool = False):
         mag_est = mag_est * s[(...,) + (None,) * 3]
     r = _sum3((mag_est - mag_meas) ** 2) / (_sum3(mag_meas ** 2) + 1e-30)
     return float(r) if not is_torch(r) and np.ndim(r) == 0 else r
+
+
+@functools.lru_cache(maxsize=1)
+def _poisson_sqrt_mse_table() -> tuple[np.ndarray, np.ndarray]:
+    """(λ, g(λ)) with g(λ) = E_{k∼Poisson(λ)}[(√k − √λ)²], λ in [0, 400] (float64).
+
+    Summed over k < 700 (≥ λ + 14√λ everywhere on the grid, so the tail is < 1e-40); above
+    λ = 400, g is 1/4 to better than 0.1 %."""
+    from scipy import stats
+
+    lam = np.concatenate([np.linspace(0.0, 20.0, 2001), np.geomspace(20.01, 400.0, 600)])
+    k = np.arange(700, dtype=np.float64)
+    pmf = stats.poisson.pmf(k[None, :], lam[:, None])
+    g = (pmf * (np.sqrt(k)[None, :] - np.sqrt(lam)[:, None]) ** 2).sum(axis=1)
+    return lam, g
+
+
+def chi2_noise_floor(mag: np.ndarray, measured: np.ndarray | None = None, sigma: float = 0.7) -> float:
+    """The χ² (eq. 2) that the exact object would score against these Poisson counts,
+    estimated from the counts alone (no truth, no model).
+
+    mag : (z, y, x) float, √counts (0 where unmeasured).
+    measured : (z, y, x) bool, True where the detector measured (default: all).
+    sigma : Gaussian smoothing of the counts, voxels.
+
+    E[χ²] of the exact model is Σ_v g(λ_v) / Σ_v I_v with λ_v the expected counts and
+    g(λ) = E_{k∼Poisson(λ)}[(√k − √λ)²]. λ is estimated by the counts smoothed over
+    ``sigma`` voxels, a normalised convolution over the measured voxels only (a detector gap
+    pulls no zeros in). The raw counts would not do: where λ ~ 1, g(k) evaluated at the
+    observed k is half the mean g(λ), and most of a BCDI pattern's floor comes from there.
+    Speckles span several voxels at the oversampling BCDI measures at, so a sub-voxel σ
+    leaves λ's structure and averages its noise (docs/training.md, "The pattern's own noise
+    floor", says on which patterns σ was chosen and how close the estimate came).
+    """
+    I = np.asarray(mag, np.float64) ** 2
+    m = np.ones(I.shape, bool) if measured is None else np.asarray(measured, bool)
+    total = float(I[m].sum())
+    if total <= 0:
+        return float("nan")
+    w = m.astype(np.float64)
+    if sigma > 0:
+        num = ndimage.gaussian_filter(I * w, sigma, mode="constant")
+        den = ndimage.gaussian_filter(w, sigma, mode="constant")
+        lam_hat = np.where(den > 1e-6, num / np.maximum(den, 1e-6), 0.0)
+    else:
+        lam_hat = I
+    lam, g = _poisson_sqrt_mse_table()
+    return float(np.interp(lam_hat[m], lam, g, right=0.25).sum() / total)
 
 
 def poisson_llk(I_model: np.ndarray, counts: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -358,6 +358,10 @@ def _adapt(r: dict[str, Any], p: Parts) -> None:
                 p.metric("adapt.chi2", v.get(field_), "1", "lower", group="adapt", params=params,
                          label=f"median χ² after {k} adaptation steps")
                 curves[method].append((int(k), v.get(field_), None))
+            if "median_ratio_nn_50er_over_phasing" in v:
+                p.metric("adapt.chi2_over_phasing", v["median_ratio_nn_50er_over_phasing"], "x", "lower",
+                         group="adapt", params={"source": source, "steps": int(k), "iterations": 50},
+                         label="NN + 50 ER χ² over phasing's median run (issue 15's measured line: ≤ 1)")
         if "median_chi2_nn_100er" in summ:
             p.metric("adapt.chi2", summ["median_chi2_nn_100er"], "1", "lower", group="adapt",
                      params={"source": source, "method": "nn+er", "steps": 0, "iterations": 100})
@@ -711,6 +715,22 @@ def _refine_cost(r: dict[str, Any], p: Parts) -> None:
                      params={"source": str(r.get("source", "")), "setting": str(setting)})
 
 
+def _noise_floor(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_noise_floor.py: the truth-free χ² floor against the truth's, and the
+    network's χ² above it, per source and photon count."""
+    for cell in _l(r.get("cells")):
+        cell = _d(cell)
+        params = {"source": str(cell.get("source", "")), "photons": _num(cell.get("photons"))}
+        for sigma, v in _d(cell.get("median_estimate_over_floor")).items():
+            p.metric("noise_floor.estimate_over_floor", v, "x", "closest-to-1", group="noise-floor",
+                     params={**params, "sigma": str(sigma)},
+                     label="estimated χ² floor over the truth's (1 = exact)")
+        p.metric("noise_floor.network_excess", cell.get("median_network_excess"), "1", "lower",
+                 group="noise-floor", params=params, label="network χ² minus the estimated floor, median")
+        p.metric("noise_floor.triggered", cell.get("fraction_triggered"), "1", "lower", group="noise-floor",
+                 params=params, label="share whose network χ² fires the refinement's outline_chi2 trigger")
+
+
 def _reference_spread(r: dict[str, Any], p: Parts) -> None:
     """benchmarks/bench_reference_spread.py: issue 15's fraction against phasing rerun from
     other seeds (the suite's own run first), and phasing's per-crystal χ² spread."""
@@ -736,7 +756,7 @@ CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "live": _live, "live-page": _live_page, "observer": _observer, "selection": _selection, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
-    "refine-cost": _refine_cost, "reference-spread": _reference_spread,
+    "refine-cost": _refine_cost, "reference-spread": _reference_spread, "noise-floor": _noise_floor,
 }
 
 
