@@ -362,6 +362,10 @@ def _adapt(r: dict[str, Any], p: Parts) -> None:
                 p.metric("adapt.chi2_over_phasing", v["median_ratio_nn_50er_over_phasing"], "x", "lower",
                          group="adapt", params={"source": source, "steps": int(k), "iterations": 50},
                          label="NN + 50 ER χ² over phasing's median run (issue 15's measured line: ≤ 1)")
+        if "median_ratio_nn_100er_over_phasing" in summ:
+            p.metric("adapt.chi2_over_phasing", summ["median_ratio_nn_100er_over_phasing"], "x", "lower",
+                     group="adapt", params={"source": source, "steps": 0, "iterations": 100},
+                     label="NN + 100 ER χ² over phasing's median run (50 more ER in place of adaptation)")
         if "median_chi2_nn_100er" in summ:
             p.metric("adapt.chi2", summ["median_chi2_nn_100er"], "1", "lower", group="adapt",
                      params={"source": source, "method": "nn+er", "steps": 0, "iterations": 100})
