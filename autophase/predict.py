@@ -135,7 +135,7 @@ class Refinement:
         (more voxels are free to fit it); where that is all it buys, its answer carries a
         blurred halo of weak voxels round the crystal that the χ² does not see and the shape
         (SSIM) does. Chosen in session 18 on the second generator's sets 0, 2, 3, 4 and the
-        simulator's 12, confirmed on sets 5–10 and the simulator's 24 and 25 (docs/training.md,
+        simulator's 12, confirmed on the second generator's sets 5–10 (docs/training.md,
         "A looser support must earn its place").
 
     ``keep_by``, ``llk_free_margin`` and ``outline_chi2`` (session 17) were chosen on the second
