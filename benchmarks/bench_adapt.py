@@ -69,16 +69,6 @@ def _score(p, truth, item=None):
     return out
 
 
-def phasing_yardstick(item, starts: int) -> dict:
-    """Phasing with its defaults from seeds 0 … ``starts`` − 1, scored as the external suite
-    scores (:func:`autophase.external_suite.phase_scored`); the median run's χ² and LLK_free."""
-    from autophase.external_suite import phase_scored
-
-    runs = [phase_scored(item.magnitude, item.measured, seed)[1] for seed in range(starts)]
-    return {"runs": runs, "chi2": float(np.median([r["chi2"] for r in runs])),
-            "llk_free": float(np.median([r["llk_free"] for r in runs]))}
-
-
 def pattern_item(path: str):
     """A measured pattern file as a no-truth :class:`autophase.testsets.sources.Item`."""
     from autophase.io.patterns import load_pattern
@@ -177,6 +167,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     import torch
 
+    from autophase.beamline.finetune import phasing_reference
     from autophase.model.adapt import DEFAULT_ADAPT_LR, check_adapt
     from autophase.predict import Predictor
     from autophase.testsets.sources import load_source
@@ -213,7 +204,8 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             rows.append(run_item(predictor, it, steps, lr))
             if it.truth is None and a.phasing_starts:
-                rows[-1]["phasing"] = phasing_yardstick(it, a.phasing_starts)
+                # the yardstick finetune holds its held-back half to, made the same way
+                rows[-1]["phasing"] = phasing_reference(it.magnitude, it.measured, a.phasing_starts)
             k0, kmax = rows[-1]["K"]["0"], rows[-1]["K"][str(steps[-1])]
             print(f"bench_adapt: {it.name}: NN {k0['nn']['chi2']:.4g}  +50ER {k0['nn_50er']['chi2']:.4g}  "
                   f"+100ER {k0['nn_100er']['chi2']:.4g} | K={steps[-1]}: NN {kmax['nn']['chi2']:.4g}  "

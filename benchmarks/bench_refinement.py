@@ -251,6 +251,20 @@ LOOSE_RULES = {"loose0.02": 0.02, "loose0.05": 0.05, "default": None, "loose0.15
 ABLATIONS = {"network-phase-only@1": ("network",), "no-network-phase@1": ("zero",)}
 
 
+def keep_rule_refinements() -> list[tuple[str, "Refinement"]]:
+    """[(rule, the :class:`autophase.predict.Refinement` it is)] for every rule of ``--keep-rules``
+    but the ablations, in the record's order: :data:`KEEP_RULES`, :data:`OUTLINE_CHI2_RULES`,
+    :data:`LOOSE_RULES`."""
+    from autophase.predict import Refinement
+
+    rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0,
+                               loose_chi2_margin=0.0))
+             for rule, keep, ratio, margin in KEEP_RULES]
+    rules += [(rule, Refinement(outline_chi2=x, loose_chi2_margin=0.0)) for rule, x in OUTLINE_CHI2_RULES.items()]
+    rules += [(rule, Refinement() if m is None else Refinement(loose_chi2_margin=m)) for rule, m in LOOSE_RULES.items()]
+    return rules
+
+
 def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
     """{rule: scored kept run} of ``--keep-rules`` for one item's runs (``made``, a
     :class:`autophase.predict.RefinementRuns` made with ``outline_ratio`` 1)."""
@@ -270,13 +284,8 @@ def keep_rule_answers(made, mag, meas, truth) -> dict[str, dict]:
         return scored[k]
 
     out = {}
-    rules = [(rule, Refinement(outline_ratio=ratio, keep_by=keep, llk_free_margin=margin, outline_chi2=0.0,
-                               loose_chi2_margin=0.0))
-             for rule, keep, ratio, margin in KEEP_RULES]
-    rules += [(rule, Refinement(outline_chi2=x, loose_chi2_margin=0.0)) for rule, x in OUTLINE_CHI2_RULES.items()]
-    rules += [(rule, Refinement() if m is None else Refinement(loose_chi2_margin=m)) for rule, m in LOOSE_RULES.items()]
     thresholds = [t for *_, t in made.runs]
-    for rule, how in rules:
+    for rule, how in keep_rule_refinements():
         n = len(made.results) if how.wants_second_outline(made.volume_ratio, made.network_chi2) else 1
         out[rule] = {**score(how.kept(made.results[:n], thresholds[:n])), "runs_made": n,
                      "volume_ratio": float(made.volume_ratio)}
@@ -353,17 +362,13 @@ def main(argv=None) -> int:
 
     from autophase.external_suite import score_answer
     from autophase.phasing import phase
-    from autophase.predict import Prediction, Predictor, Refinement, finish_prediction, refine_prediction
+    from autophase.predict import Prediction, Predictor, finish_prediction, refine_prediction
     from autophase.testsets.sources import load_source
 
     predictor = Predictor(a.model)
     res = {"model": predictor.meta.get("version"), "n": a.n, "refine_iterations": a.refine,
            "settings": ({k: k for k in CANDIDATE_RULES} if a.candidates else
-                        {k: {"keep_by": keep, "outline_ratio": r, "llk_free_margin": m} for k, keep, r, m in KEEP_RULES}
-                        | {k: {"keep_by": "chi2", "outline_ratio": 1.5, "llk_free_margin": 0.1, "outline_chi2": x,
-                               "loose_chi2_margin": 0.0} for k, x in OUTLINE_CHI2_RULES.items()}
-                        | {k: (Refinement() if m is None else Refinement(loose_chi2_margin=m)).to_dict()
-                           for k, m in LOOSE_RULES.items()}
+                        {k: how.to_dict() for k, how in keep_rule_refinements()}
                         | {k: {"ablation_start_phases": list(v)} for k, v in ABLATIONS.items()}
                         if a.keep_rules else
                         {k: k for k in ORACLE_STARTS} if a.oracle else {k: r.to_dict() for k, r in settings}),
