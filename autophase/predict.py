@@ -277,10 +277,12 @@ def judging_refinement() -> Refinement:
                       outline_chi2=0.0)
 
 
-def default_symmetries(refine: int) -> int:
-    """K when the caller does not choose: :data:`DEFAULT_SYMMETRIES` before ``refine`` > 0 ER
-    iterations, :data:`DEFAULT_SYMMETRIES_ALONE` for the network alone (``refine`` = 0)."""
-    return DEFAULT_SYMMETRIES if refine > 0 else DEFAULT_SYMMETRIES_ALONE
+def default_symmetries(refine: int) -> int | None:
+    """K when the caller does not choose: :data:`DEFAULT_SYMMETRIES_ALONE` for the network
+    alone (``refine`` = 0); before ``refine`` > 0 ER iterations None, which :class:`Predictor`
+    reads as the model's own K (``predict_symmetries`` in its checkpoint: 1 for a network
+    fine-tuned in the measured frame) and else :data:`DEFAULT_SYMMETRIES`."""
+    return None if refine > 0 else DEFAULT_SYMMETRIES_ALONE
 
 
 def add_refinement_arguments(p) -> None:
@@ -289,7 +291,8 @@ def add_refinement_arguments(p) -> None:
     d = Refinement()
     p.add_argument("--symmetries", type=int, default=None, metavar="K",
                    help=f"average the network over K symmetric copies of each pattern, 1–8 (default "
-                        f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations; "
+                        f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations, "
+                        f"or the model's own K (1 for a model fine-tuned in the measured frame); "
                         f"{DEFAULT_SYMMETRIES_ALONE} with --refine 0: one pass, K× faster)")
     p.add_argument("--average-above", type=float, default=DEFAULT_AVERAGE_ABOVE, metavar="CHI2",
                    help=f"average only patterns whose single pass has χ² above this "
@@ -509,15 +512,14 @@ class Predictor:
     """
 
     def __init__(self, model: str | os.PathLike | None = None, device: str | None = None, batch_size: int = 8,
-                 symmetries: int = DEFAULT_SYMMETRIES, compile: bool = False,
+                 symmetries: int | None = None, compile: bool = False,
                  average_above: float = DEFAULT_AVERAGE_ABOVE, backend: str = "torch",
                  echo=None):
         from .model.symmetry import SYMMETRIES
 
-        if not 1 <= int(symmetries) <= len(SYMMETRIES):  # before the model loads
+        if symmetries is not None and not 1 <= int(symmetries) <= len(SYMMETRIES):  # before the model loads
             raise InputError(f"--symmetries: the network is averaged over 1 to {len(SYMMETRIES)} symmetric "
                              f"copies of each pattern, got {symmetries}")
-        self.symmetries = int(symmetries)
         if not average_above >= 0:
             raise InputError(f"--average-above: a χ² ≥ 0 (0: always average), got {average_above}")
         self.average_above = float(average_above)
@@ -554,6 +556,11 @@ class Predictor:
             self._load_torch(device)
             if compile:
                 self.compile()
+        # None: the model's own K (a network fine-tuned in the measured frame answers best
+        # there: autophase.beamline.finetune), else DEFAULT_SYMMETRIES
+        own = self.meta.get("predict_symmetries")
+        self.symmetries = int(symmetries if symmetries is not None else own if own in range(1, len(SYMMETRIES) + 1)
+                              else DEFAULT_SYMMETRIES)
         train = self.meta.get("train") or {}
         self.threshold = float(train.get("threshold_end", SUPPORT_THRESHOLD))
         self.meta["support_threshold"] = self.threshold

@@ -85,3 +85,26 @@ def test_finetune_bad_input_writes_nothing(tmp_path):
         FinetuneConfig(n_augment=4, batch_size=8)
     with pytest.raises(InputError, match="--phasing-starts"):
         FinetuneConfig(phasing_starts=-1)
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(InputError, match="--as-measured"):
+            FinetuneConfig(as_measured=bad)
+
+
+def test_finetune_cli_refuses_a_bad_share_in_one_line(tmp_path, capsys):
+    from autophase.cli import main
+
+    src = _scan(tmp_path)
+    rc = main(["finetune", str(src), "--split-photons", "-o", str(tmp_path / "o"), "--as-measured", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "--as-measured" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_copies_kept_as_measured_are_not_turned_by_the_trainer():
+    from autophase.beamline.finetune import train_config
+
+    ck = {"train": {"threshold_end": 0.12}}
+    assert train_config(FinetuneConfig(as_measured=0.0), ck).augment
+    t = train_config(FinetuneConfig(as_measured=0.5), ck)
+    assert not t.augment and t.threshold_start == t.threshold_end == 0.12
+    assert FinetuneConfig().as_measured == 0.5

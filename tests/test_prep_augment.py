@@ -81,3 +81,28 @@ def test_writers(tmp_path):
         augment_patterns([I, I[:32]], 2, seed=0)
     with pytest.raises(InputError, match="negative"):
         augment_patterns([-I], 2, seed=0)
+
+
+def test_as_measured_copies_are_photon_thinned_in_the_measured_frame():
+    I, _ = _pattern()
+    I = np.rint(I / I.max() * 5e3).astype(np.float32)
+    mask = np.zeros(I.shape, bool)
+    mask[32, 32, 40:44] = True
+    # share 0 is the augmentation as it was: the share's draws come from a stream of their own
+    np.testing.assert_array_equal(augment_patterns([I], 4, seed=2), augment_patterns([I], 4, seed=2, as_measured=0))
+    out, om, params = augment_patterns([I], 6, seed=2, masks=[mask], as_measured=1.0, thin_low=0.5,
+                                       return_masks=True, return_params=True)
+    for k in range(6):
+        f = params[k]["thin"]
+        assert params[k]["as_measured"] and 0.5 <= f <= 1
+        np.testing.assert_array_equal(om[k], mask)          # the measured frame: the input's own mask
+        assert np.all(out[k][mask] == 0) and np.all(out[k] == np.rint(out[k]))
+        assert np.all(out[k] <= I)                          # photons are only taken away …
+        assert out[k][~mask].sum() == pytest.approx(f * I[~mask].sum(), rel=0.01)  # … a share f of them
+        assert np.all(out[k][I == 0] == 0)
+    half = augment_patterns([I], 200, seed=2, as_measured=0.5, return_params=True)[1]
+    assert 70 < sum(bool(p.get("as_measured")) for p in half) < 130
+    with pytest.raises(InputError, match="as_measured"):
+        augment_patterns([I], 2, as_measured=1.5)
+    with pytest.raises(InputError, match="as_measured"):
+        augment_patterns([I], 2, as_measured=float("nan"))

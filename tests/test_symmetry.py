@@ -118,3 +118,19 @@ def test_only_patterns_that_fit_badly_are_averaged(model_path, monkeypatch):
     assert got[0].seconds_nn == got[1].seconds_nn > 0  # the whole network stage, shared out
     with pytest.raises(InputError, match="average-above"):
         Predictor(model_path, device="cpu", average_above=-1)
+
+
+def test_a_model_fitted_in_the_measured_frame_is_not_averaged_unless_asked(model_path, tmp_path):
+    import torch
+
+    from autophase.predict import default_symmetries
+
+    ck = torch.load(model_path, map_location="cpu", weights_only=False)
+    ck["predict_symmetries"] = 1
+    own = tmp_path / "measured-frame.pt"
+    torch.save(ck, own)
+    assert default_symmetries(0) == 1 and default_symmetries(5) is None
+    assert Predictor(own, device="cpu", symmetries=default_symmetries(5)).symmetries == 1
+    assert Predictor(own, device="cpu", symmetries=4).symmetries == 4          # an explicit K wins
+    assert Predictor(model_path, device="cpu", symmetries=default_symmetries(5)).symmetries == DEFAULT_SYMMETRIES
+    assert Predictor(own, device="cpu").meta["symmetries"] == 1

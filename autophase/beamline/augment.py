@@ -11,7 +11,11 @@ the crystal transformed by Aᵀ:
   a rotated crystal;
 * **resampling** by per-axis factors s ∈ ``scale_range`` — the same crystal measured
   with a different oversampling ratio σ·s (detector distance, rocking step);
-* **flipping** q_i → −q_i — a mirrored crystal.
+* **flipping** q_i → −q_i — a mirrored crystal;
+* **photon thinning** (a share ``as_measured`` of the copies, in place of the three above)
+  — each photon kept with probability f ~ U(``thin_low``, 1): for counts n ~ P(λ),
+  Binomial(n, f) ~ P(fλ), an exact pattern of the *same* crystal, in the orientation and
+  at the oversampling it was measured with, at a lower dose.
 
 Output voxel o reads input c + A⁻¹(o − c), A = diag(s)·R·diag(±1), trilinear. Counts
 are divided by s_z s_y s_x (the same photons spread over more voxels), so the total is
@@ -43,7 +47,7 @@ from scipy import ndimage
 
 from ..errors import InputError
 
-__all__ = ["random_transform", "apply_transform", "augment_patterns", "write_augmented", "write_augmented_cxi"]
+__all__ = ["random_transform", "apply_transform", "thin_photons", "augment_patterns", "write_augmented", "write_augmented_cxi"]
 
 
 def _rotation(rng: np.random.Generator, max_angle_deg: float) -> np.ndarray:
@@ -87,17 +91,33 @@ def apply_transform(pattern: np.ndarray, A: np.ndarray, mask: np.ndarray | None 
     return out.astype(np.float32), out_m
 
 
+def thin_photons(counts: np.ndarray, f: float, rng: np.random.Generator) -> np.ndarray:
+    """Keep each photon with probability ``f``: Binomial(rint(counts), f), float32 (z, y, x).
+
+    For n ~ Poisson(λ) the result is Poisson(fλ): a measurement of the same crystal with a
+    fraction f of the dose (counts are rounded first; after dark subtraction and flat-field
+    they are not exact integers)."""
+    if not 0 < f <= 1:
+        raise InputError(f"thin_photons: the kept fraction must be in (0, 1], got {f}")
+    return rng.binomial(np.rint(np.asarray(counts)).astype(np.int64), f).astype(np.float32)
+
+
 def augment_patterns(patterns: Sequence[np.ndarray] | np.ndarray, n_out: int, seed: int = 0, *,
                      masks: Sequence[np.ndarray] | None = None, max_angle_deg: float = 180.0,
                      scale_range: tuple[float, float] = (0.85, 1.2), flip: bool = True,
+                     as_measured: float = 0.0, thin_low: float = 0.5,
                      return_masks: bool = False, return_params: bool = False):
     """``n_out`` augmented copies of the given patterns, cycling through them.
 
     patterns : k arrays (64, 64, 64) (or one (k, 64, 64, 64) array) of counts, peak at
         index 32; the same shape for all. masks : k bool arrays, True = unmeasured.
+    as_measured : the probability that a copy keeps the pattern's orientation and sampling
+        and is photon-thinned instead (:func:`thin_photons`, f ~ U(``thin_low``, 1)); its
+        mask is the input's. 0: every copy rotated, resampled and flipped.
     Returns (n_out, 64, 64, 64) float32 counts; with ``return_masks`` also the
     (n_out, …) bool masks, with ``return_params`` also the list of transforms.
-    Reproducible: row i depends only on (seed, i).
+    Reproducible: row i depends only on (seed, i) (and with ``as_measured`` 0 is what it
+    was before the share existed: the share draws from a stream of its own).
     """
     pats = [np.asarray(p) for p in (list(patterns) if not isinstance(patterns, np.ndarray) or patterns.ndim == 4
                                     else [patterns])]
@@ -115,12 +135,24 @@ def augment_patterns(patterns: Sequence[np.ndarray] | np.ndarray, n_out: int, se
         raise InputError(f"augment: n_out must be ≥ 1, got {n_out}")
     if not 0 < scale_range[0] <= scale_range[1]:
         raise InputError(f"augment: bad scale range {scale_range}")
+    if not (np.isfinite(as_measured) and 0 <= as_measured <= 1):
+        raise InputError(f"augment: as_measured is a probability in [0, 1], got {as_measured}")
+    if not (np.isfinite(thin_low) and 0 < thin_low <= 1):
+        raise InputError(f"augment: thin_low must be in (0, 1], got {thin_low}")
     out = np.empty((n_out,) + shape, np.float32)
     out_m = np.empty((n_out,) + shape, bool)
     params = []
     for i in range(n_out):
         rng = np.random.default_rng([seed, i])
         k = i % len(pats)
+        if as_measured > 0:
+            keep = np.random.default_rng([seed, i, 0xA5])
+            if keep.uniform() < as_measured:
+                f = float(keep.uniform(thin_low, 1.0))
+                m = np.zeros(shape, bool) if masks is None else np.asarray(masks[k], bool)
+                out[i], out_m[i] = np.where(m, 0.0, thin_photons(pats[k], f, keep)), m
+                params.append({"source": k, "as_measured": True, "thin": f})
+                continue
         t = random_transform(rng, max_angle_deg, scale_range, flip)
         out[i], out_m[i] = apply_transform(pats[k], t["matrix"], None if masks is None else masks[k])
         params.append({"source": k, "scale": t["scale"].tolist(), "flip": t["flip"].tolist(),

@@ -14,7 +14,9 @@ that with this project's parts:
    it generalises to other crystals.)
 2. **augmentation** of the training patterns (half A) by
    :func:`autophase.beamline.augment.augment_patterns` — ``n_augment`` copies, each a
-   valid pattern of a rotated / rescaled / mirrored crystal — written as pattern CXIs;
+   valid pattern of a rotated / rescaled / mirrored crystal or, a share ``as_measured`` of
+   them, of the same crystal in its measured frame at a lower dose (photon thinning) —
+   written as pattern CXIs;
 3. **before** — the starting model on the held-back pattern: the network alone and
    NN + ``refine`` ER (χ², LLK_free, seconds);
 4. **training** — :class:`autophase.train.trainer.Trainer` from the model's weights
@@ -57,6 +59,16 @@ class FinetuneConfig:
     The paper used lr 1e-6 over 3,200 patterns; with a few hundred augmented copies and
     a few epochs that rate does not move the weights (measured: validation χ² 0.1105 →
     0.1104 over two epochs), so the default here is 1e-4.
+
+    as_measured : the share of the copies kept in the measured frame, photon-thinned
+    (:func:`autophase.beamline.augment.augment_patterns`), the rest rotated, resampled and
+    flipped; above 0 the trainer's cube symmetries are off, and at 1 the fine-tuned checkpoint
+    asks the predictor for its single pass (``predict_symmetries`` 1). 0 is the paper's recipe and
+    this project's before session 19. Default 0.5, chosen on scan 54's training half split
+    again and a second-generator crystal's photon halves, never on the held-back half; on a
+    second such crystal, one the network cannot phase with or without it, 0 did better
+    (benchmarks/bench_finetune_share.py; docs/experimental.md, "Fine-tuning in the measured
+    frame").
     """
 
     n_augment: int = 320
@@ -68,6 +80,7 @@ class FinetuneConfig:
     max_angle_deg: float = 180.0
     freeze_bn: bool = True
     phasing_starts: int = 3
+    as_measured: float = 0.5
 
     def __post_init__(self):
         if self.n_augment < 2 * self.batch_size:
@@ -77,6 +90,8 @@ class FinetuneConfig:
             raise InputError("finetune: epochs and batch size must be ≥ 1, lr > 0, refine ≥ 0")
         if not 0 <= self.phasing_starts <= 20:
             raise InputError(f"finetune: --phasing-starts: 0 to 20 seeds, got {self.phasing_starts}")
+        if not (isinstance(self.as_measured, (int, float)) and 0 <= self.as_measured <= 1):
+            raise InputError(f"finetune: --as-measured: a share in [0, 1], got {self.as_measured}")
 
 
 def split_photons(counts: np.ndarray, seed: int = 0, fraction: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
@@ -100,14 +115,19 @@ def split_photons(counts: np.ndarray, seed: int = 0, fraction: float = 0.5) -> t
 def train_config(cfg: FinetuneConfig, checkpoint: dict[str, Any]):
     """The :class:`~autophase.train.trainer.TrainConfig` that fine-tunes ``checkpoint``'s
     weights with ``cfg``: Adam at ``cfg.lr`` from the first step (no warm-up, no
-    scheduler), BatchNorm frozen as ``cfg.freeze_bn`` says, and the support threshold fixed
-    at the checkpoint's final one (``threshold_end``; 0.1 when it does not say)."""
+    scheduler), BatchNorm frozen as ``cfg.freeze_bn`` says, the support threshold fixed
+    at the checkpoint's final one (``threshold_end``; 0.1 when it does not say), and the
+    trainer's random cube symmetries only where no copy is kept as measured
+    (``cfg.as_measured`` 0)."""
     from ..train.trainer import TrainConfig
 
     thr = float((checkpoint.get("train") or {}).get("threshold_end", 0.1))
+    # the trainer's own augmentation turns each pattern by one of the cube's 48 symmetries; it
+    # would take the copies kept as measured out of the measured frame 47 times in 48, and the
+    # rotated copies are spread over every orientation without it
     return TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, warmup_steps=0,
                        threshold_start=thr, threshold_end=thr, threshold_steps=1, scheduler="none",
-                       freeze_bn=cfg.freeze_bn, seed=cfg.seed, bn_recalibrate=0)
+                       freeze_bn=cfg.freeze_bn, seed=cfg.seed, bn_recalibrate=0, augment=cfg.as_measured == 0)
 
 
 def assess(model: str | Path, magnitude: np.ndarray, measured: np.ndarray, refine: int, source: str = ""):
@@ -224,7 +244,8 @@ def finetune(train_inputs: Sequence[str], out: str | Path, *, holdout: str | Non
 
     t0 = time.perf_counter()
     aug, aug_masks = augment_patterns(train_counts, cfg.n_augment, cfg.seed, masks=train_masks,
-                                      max_angle_deg=cfg.max_angle_deg, return_masks=True)
+                                      max_angle_deg=cfg.max_angle_deg, as_measured=cfg.as_measured,
+                                      return_masks=True)
     aug_paths = write_augmented_cxi(out / "augmented", aug, aug_masks,
                                     metadata={"augmented_from": [str(p) for p in train_inputs]})
     log(f"finetune: {len(train_counts)} pattern(s) → {len(aug_paths)} augmented copies in "
@@ -236,8 +257,15 @@ def finetune(train_inputs: Sequence[str], out: str | Path, *, holdout: str | Non
 
     tcfg = train_config(cfg, ck)
     t0 = time.perf_counter()
+    meta = {"command": "autophase finetune", "finetuned_from": str(model_path), "as_measured": cfg.as_measured}
+    if cfg.as_measured >= 1:
+        # every copy in the measured frame: the network answers best there, and averaging it
+        # over the pattern's 180° rotations (the predictor's default before ER) mixes in
+        # answers from frames it was not fitted in. With rotated copies beside them the
+        # average did as well or better (docs/experimental.md, session 19)
+        meta["predict_symmetries"] = 1
     trainer = Trainer(network, tcfg, PatternFiles([str(p) for p in aug_paths]), out / "train", init=model_path,
-                      progress=progress, extra_meta={"command": "autophase finetune", "finetuned_from": str(model_path)})
+                      progress=progress, extra_meta=meta)
     history = trainer.fit()
     t_train = time.perf_counter() - t0
     best = out / "train" / "best.pt"

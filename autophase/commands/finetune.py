@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--refine", type=int, default=50, metavar="K", help="ER iterations after the network (0: none)")
     p.add_argument("--max-angle", type=float, default=180.0, help="largest augmentation rotation, degrees")
+    p.add_argument("--as-measured", type=float, default=None, metavar="F",
+                   help="share of the copies kept as measured (orientation and sampling) and photon-thinned "
+                        "instead of rotated, resampled and flipped, 0–1 (default: FinetuneConfig.as_measured)")
     p.add_argument("--no-freeze-bn", action="store_true", help="let BatchNorm statistics adapt to the new patterns")
     p.add_argument("--phasing-starts", type=int, default=3, metavar="N",
                    help="phasing seeds on the held-back pattern, the median compared with NN + ER (0: none)")
@@ -39,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = FinetuneConfig(n_augment=args.n_augment, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                          refine=args.refine, seed=args.seed, max_angle_deg=args.max_angle,
-                         freeze_bn=not args.no_freeze_bn, phasing_starts=args.phasing_starts)
+                         freeze_bn=not args.no_freeze_bn, phasing_starts=args.phasing_starts,
+                         **({} if args.as_measured is None else {"as_measured": args.as_measured}))
     finetune(args.inputs, args.output, holdout=args.holdout, split=args.split_photons, model=args.model,
              config=cfg, progress=False if args.no_progress else None)
     return 0

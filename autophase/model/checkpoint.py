@@ -73,5 +73,6 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         raise InputError(f"{path}: checkpoint does not match the network ({str(e).splitlines()[0]})") from None
     sha = file_sha256(path)
     meta = {"path": str(path), "sha256": sha, "version": sha[:16], "network": ck["network"],
-            "epoch": ck.get("epoch"), "step": ck.get("step"), "train": ck.get("train")}
+            "epoch": ck.get("epoch"), "step": ck.get("step"), "train": ck.get("train"),
+            "predict_symmetries": ck.get("predict_symmetries")}
     return net.to(device).eval(), meta

@@ -401,6 +401,30 @@ def _finetune(r: dict[str, Any], p: Parts) -> None:
                 [(i + 1, v, None) for i, v in enumerate(val)], "lower", group="finetune")
 
 
+def _finetune_share(r: dict[str, Any], p: Parts) -> None:
+    """benchmarks/bench_finetune_share.py: fine-tuning runs per choice set and share of copies
+    kept as measured — NN + 50 ER χ² over phasing's, and against the truth where there is one."""
+    for row in _l(r.get("rows")):
+        row = _d(row)
+        base = {"set": str(row.get("run", "")).rsplit("-", 1)[0], "share": _num(row.get("share"))}
+        for stage, v in _d(row.get("ratio")).items():
+            p.metric("finetune_share.refine_over_phasing", v, "x", "lower", group="finetune-share",
+                     params={**base, "process": stage},
+                     label="NN + 50 ER χ² over phasing's median on the held-back half")
+        for stage, v in _d(row.get("nn_chi2")).items():
+            p.metric("finetune_share.nn_chi2", v, "1", "lower", group="finetune-share",
+                     params={**base, "process": stage})
+        for k, e in _d(row.get("after_by_symmetries")).items():
+            e = _d(e)
+            p.metric("finetune_share.refine_over_phasing_by_k", e.get("ratio"), "x", "lower", group="finetune-share",
+                     params={**base, "symmetries": str(k)},
+                     label="fine-tuned NN + 50 ER χ² over phasing's, the network averaged over K copies")
+        truth = _d(row.get("truth"))
+        for answer, v in truth.items():
+            p.metric("finetune_share.phase_error", _d(v).get("phase_error_rad"), "rad", "lower",
+                     group="finetune-share", params={**base, "answer": str(answer)})
+
+
 def _selection(r: dict[str, Any], p: Parts) -> None:
     """benchmarks/bench_selection.py: checkpoints scored as ``train --select-on`` scores them."""
     for m in _l(r.get("models")):
@@ -758,6 +782,7 @@ def _reference_spread(r: dict[str, Any], p: Parts) -> None:
 CONVERTERS: dict[str, Callable[[dict[str, Any], Parts], None]] = {
     "phasing": _phasing, "inference": _inference, "training": _training, "simulate": _simulate,
     "live": _live, "live-page": _live_page, "observer": _observer, "selection": _selection, "learn": _learn, "adapt": _adapt, "finetune": _finetune,
+    "finetune-share": _finetune_share,
     "metrics": _metrics, "sources": _sources, "phasing-runs": _phasing_runs, "evaluate": _evaluate,
     "external": _external, "scan54": _scan54, "precision": _precision, "refinement": _refinement,
     "refine-cost": _refine_cost, "reference-spread": _reference_spread, "noise-floor": _noise_floor,
@@ -776,7 +801,7 @@ def kind_of(suite: str) -> str:
         return "scaling"
     if suite in ("evaluate", "external", "scan54", "precision", "refinement", "reference-spread"):
         return "evaluation"
-    if suite in ("learn", "finetune"):
+    if suite in ("learn", "finetune", "finetune-share"):
         return "training"
     return "benchmark"
 
