@@ -281,7 +281,8 @@ def default_symmetries(refine: int) -> int | None:
     """K when the caller does not choose: :data:`DEFAULT_SYMMETRIES_ALONE` for the network
     alone (``refine`` = 0); before ``refine`` > 0 ER iterations None, which :class:`Predictor`
     reads as the model's own K (``predict_symmetries`` in its checkpoint: 1 for a network
-    fine-tuned in the measured frame) and else :data:`DEFAULT_SYMMETRIES`."""
+    fine-tuned in the measured frame alone, ``finetune --as-measured 1``) and else
+    :data:`DEFAULT_SYMMETRIES`."""
     return None if refine > 0 else DEFAULT_SYMMETRIES_ALONE
 
 
@@ -292,7 +293,7 @@ def add_refinement_arguments(p) -> None:
     p.add_argument("--symmetries", type=int, default=None, metavar="K",
                    help=f"average the network over K symmetric copies of each pattern, 1–8 (default "
                         f"{DEFAULT_SYMMETRIES} with --refine > 0: the identity and the three 180° rotations, "
-                        f"or the model's own K (1 for a model fine-tuned in the measured frame); "
+                        f"or the model's own K (1 for one fine-tuned with --as-measured 1); "
                         f"{DEFAULT_SYMMETRIES_ALONE} with --refine 0: one pass, K× faster)")
     p.add_argument("--average-above", type=float, default=DEFAULT_AVERAGE_ABOVE, metavar="CHI2",
                    help=f"average only patterns whose single pass has χ² above this "
@@ -556,8 +557,8 @@ class Predictor:
             self._load_torch(device)
             if compile:
                 self.compile()
-        # None: the model's own K (a network fine-tuned in the measured frame answers best
-        # there: autophase.beamline.finetune), else DEFAULT_SYMMETRIES
+        # None: the model's own K (a network fine-tuned in the measured frame alone answers
+        # best there: autophase.beamline.finetune), else DEFAULT_SYMMETRIES
         own = self.meta.get("predict_symmetries")
         self.symmetries = int(symmetries if symmetries is not None else own if own in range(1, len(SYMMETRIES) + 1)
                               else DEFAULT_SYMMETRIES)

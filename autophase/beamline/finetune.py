@@ -66,7 +66,7 @@ class FinetuneConfig:
     asks the predictor for its single pass (``predict_symmetries`` 1). 0 is the paper's recipe and
     this project's before session 19. Default 0.5, chosen on scan 54's training half split
     again and a second-generator crystal's photon halves, never on the held-back half; on a
-    second such crystal, one the network cannot phase with or without it, 0 did better
+    second such crystal, one the network cannot phase with any share, 0 and 1 fitted it better
     (benchmarks/bench_finetune_share.py; docs/experimental.md, "Fine-tuning in the measured
     frame").
     """
