@@ -42,7 +42,6 @@ sys.path.insert(0, str(ROOT))
 
 from autophase.bench.record import write_record  # noqa: E402
 
-SCAN54 = ROOT / "runs" / "testsets" / "scan54.cxi"
 GEN2_SET = 0
 SYMMETRIES = (1, 4)  # the predictor's single pass and its default average before ER
 TRUTH_KEYS = ("chi2", "llk_free", "phase_error_rad", "complex_error", "ssim_box")
@@ -55,12 +54,15 @@ def prep(out: Path, n_gen2: int = 2) -> list[tuple[str, str]]:
     from autophase.io.patterns import load_pattern
     from autophase.testsets.generator import generate
 
+    from autophase.testsets.sources import prep_scan54
+
     out.mkdir(parents=True, exist_ok=True)
-    scan = load_pattern(SCAN54, kind="intensity")
+    # runs/testsets/scan54.cxi, made with `autophase prep` from the shared raw frames when missing
+    scan = load_pattern(prep_scan54(), kind="intensity")
     a, _ = split_photons(scan.intensity, seed=0)        # finetune --split-photons' training half
     a1, a2 = split_photons(a, seed=1)
     unmeasured = ~scan.measured
-    meta = {"split_from": f"{SCAN54.name} half A (split seed 0)", "split_seed": 1}
+    meta = {"split_from": "scan54.cxi half A (split seed 0)", "split_seed": 1}
     write_pattern_cxi(out / "s54-A1.cxi", a1, unmeasured, metadata=dict(meta, half="A"))
     write_pattern_cxi(out / "s54-A2.cxi", a2, unmeasured, metadata=dict(meta, half="B"))
     pairs = [("s54-A1.cxi", "s54-A2.cxi")]
