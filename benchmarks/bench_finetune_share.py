@@ -16,9 +16,10 @@ The share is chosen here, on sets none of which is scan 54's held-back half B:
 * ``s54``: scan 54's *training* half A (:func:`autophase.beamline.finetune.split_photons`,
   seed 0: the half ``finetune --split-photons`` trains on) split again, seed 1, into A1
   (train) and A2 (held back);
-* ``g2s0c<i>``: crystal i of the second generator's set 0 (a choice set of earlier
-  sessions), at twice A's photons, split into halves — a crystal from outside the project
-  with a truth, so the fine-tuned answers' phase error is known, not only their χ².
+* ``g2s0c<i>``: crystal i (``--n-gen2``, default 0–2) of the second generator's set 0 (a
+  choice set of earlier sessions), at twice A's photons, split into halves — a crystal from
+  outside the project with a truth, so the fine-tuned answers' phase error is known, not only
+  their χ².
 
 ``--runs`` collects each run's ``results.json`` (NN and NN + 50 ER χ² before and after,
 phasing's median, their ratio) and, where the held-back half is a generator-2 crystal (its
@@ -47,7 +48,7 @@ SYMMETRIES = (1, 4)  # the predictor's single pass and its default average befor
 TRUTH_KEYS = ("chi2", "llk_free", "phase_error_rad", "complex_error", "ssim_box")
 
 
-def prep(out: Path, n_gen2: int = 2) -> list[tuple[str, str]]:
+def prep(out: Path, n_gen2: int = 3) -> list[tuple[str, str]]:
     """Write the choice sets' (train, held-back) CXIs into ``out``; returns their names."""
     from autophase.beamline.finetune import split_photons
     from autophase.io.cxi import write_pattern_cxi
@@ -155,12 +156,16 @@ def main(argv=None) -> int:
     g.add_argument("--prep", metavar="DIR", help="write the choice sets into DIR")
     g.add_argument("--commands", nargs="+", metavar=("DIR", "SHARE"), help="print the finetune commands")
     g.add_argument("--runs", nargs="+", metavar="RUN", help="finetune output directories to collect")
+    ap.add_argument("--n-gen2", type=int, default=3, metavar="N",
+                    help="with --prep: generator-2 crystals 0 … N−1 of set 0 (default 3)")
     ap.add_argument("--phasing-seeds", type=int, default=3, metavar="N",
                     help="phasing runs scored against a generator-2 truth (default 3)")
     ap.add_argument("--out", help="the record (with --runs)")
     a = ap.parse_args(argv)
     if a.prep:
-        for pair in prep(Path(a.prep)):
+        if a.n_gen2 < 0:
+            ap.error(f"--n-gen2: 0 or more crystals, got {a.n_gen2}")
+        for pair in prep(Path(a.prep), a.n_gen2):
             print(*pair)
         return 0
     if a.commands:
