@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from autophase.bench.record import write_record  # noqa: E402
 
 GEN2_SET = 0
-SYMMETRIES = (1, 4)  # the predictor's single pass and its default average before ER
+SYMMETRIES = (1, 4)  # the predictor's single pass and its default average (DEFAULT_SYMMETRIES) before ER
 TRUTH_KEYS = ("chi2", "llk_free", "phase_error_rad", "complex_error", "ssim_box")
 
 
@@ -100,7 +100,7 @@ def collect(run: Path, phasing_seeds: int = 3) -> dict:
     truth (phasing from ``phasing_seeds`` seeds scored against it too)."""
     from autophase.beamline.finetune import assess
     from autophase.external_suite import phase_scored, score_answer
-    from autophase.predict import Predictor, refine_prediction
+    from autophase.predict import DEFAULT_SYMMETRIES, Predictor, refine_prediction
     from autophase.io.cxi import read_cxi
     from autophase.io.patterns import load_pattern
 
@@ -121,11 +121,15 @@ def collect(run: Path, phasing_seeds: int = 3) -> dict:
 
         _, s, i = src.split("/")
         truth = generate(int(s[1:]) * 1_000_000 + int(i), photons=1.0).truth
-    # the fine-tuned network with and without the 4-copy average, whatever its checkpoint says
-    row["after_by_symmetries"] = {}
+    # the fine-tuned network with and without the 4-copy average, whatever its checkpoint says;
+    # the answers at the checkpoint's own K are the run's "after" (made again, deterministic)
+    row["after_by_symmetries"], after = {}, None
     for k in SYMMETRIES:
-        p = Predictor(det["finetuned"], symmetries=k).predict(held.magnitude[None], [held.measured], ["held"])[0]
+        pred = Predictor(det["finetuned"], symmetries=k)
+        p = pred.predict(held.magnitude[None], [held.measured], ["held"])[0]
         rp = refine_prediction(p, held.magnitude, held.measured, det["config"]["refine"])
+        if k == (pred.meta.get("predict_symmetries") or DEFAULT_SYMMETRIES):
+            after = [p, rp]
         sc = score_answer(rp.object, held.magnitude, held.measured, truth)
         e = {"nn_chi2": p.chi2, "refine_chi2": sc["chi2"], "averaged": p.symmetries > 1}
         if row["phasing_chi2"]:
@@ -138,8 +142,8 @@ def collect(run: Path, phasing_seeds: int = 3) -> dict:
         # the answers made again from the two models (deterministic): the CXIs hold them
         # post-processed (centred, ramp and offset removed), not as the χ² scored them
         row["truth"] = {}
-        for tag, model in (("before", det["model"]), ("after", det["finetuned"])):
-            _, preds = assess(model, held.magnitude, held.measured, det["config"]["refine"])
+        _, before = assess(det["model"], held.magnitude, held.measured, det["config"]["refine"])
+        for tag, preds in (("before", before), ("after", after)):
             for name, p in zip(("nn", "refine"), preds):
                 sc = score_answer(p.object, held.magnitude, held.measured, truth)
                 row["truth"][f"{tag}_{name}"] = {k: sc[k] for k in TRUTH_KEYS}

@@ -107,9 +107,10 @@ def split_photons(counts: np.ndarray, seed: int = 0, fraction: float = 0.5) -> t
         raise InputError("split_photons: counts must be finite and ≥ 0")
     if not 0 < fraction < 1:
         raise InputError(f"split_photons: fraction must be in (0, 1), got {fraction}")
-    n = np.rint(c).astype(np.int64)
-    a = np.random.default_rng([seed, 0x5717]).binomial(n, fraction)
-    return a.astype(np.float32), (n - a).astype(np.float32)
+    from .augment import thin_photons
+
+    a = thin_photons(c, fraction, np.random.default_rng([seed, 0x5717]))
+    return a, (np.rint(c) - a).astype(np.float32)
 
 
 def train_config(cfg: FinetuneConfig, checkpoint: dict[str, Any]):
