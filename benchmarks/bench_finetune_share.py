@@ -15,7 +15,7 @@ The share is chosen here, on sets none of which is scan 54's held-back half B:
 
 * ``s54``: scan 54's *training* half A (:func:`autophase.beamline.finetune.split_photons`,
   seed 0: the half ``finetune --split-photons`` trains on) split again, seed 1, into A1
-  (train) and A2 (held back);
+  (train) and A2 (held back); ``s54s<seed>``: the same with split seeds 2 … ``--s54-splits``;
 * ``g2s0c<i>``: crystal i (``--n-gen2``, default 0–2) of the second generator's set 0 (a
   choice set of earlier sessions), at twice A's photons, split into halves — a crystal from
   outside the project with a truth, so the fine-tuned answers' phase error is known, not only
@@ -48,8 +48,11 @@ SYMMETRIES = (1, 4)  # the predictor's single pass and its default average (DEFA
 TRUTH_KEYS = ("chi2", "llk_free", "phase_error_rad", "complex_error", "ssim_box")
 
 
-def prep(out: Path, n_gen2: int = 3) -> list[tuple[str, str]]:
-    """Write the choice sets' (train, held-back) CXIs into ``out``; returns their names."""
+def prep(out: Path, n_gen2: int = 3, s54_splits: int = 1) -> list[tuple[str, str]]:
+    """Write the choice sets' (train, held-back) CXIs into ``out``; returns their names.
+
+    Scan 54's half A is split again with seeds 1 … ``s54_splits``: ``s54-A1/A2`` (seed 1),
+    ``s54s<seed>-A1/A2`` for the others."""
     from autophase.beamline.finetune import split_photons
     from autophase.io.cxi import write_pattern_cxi
     from autophase.io.patterns import load_pattern
@@ -61,12 +64,15 @@ def prep(out: Path, n_gen2: int = 3) -> list[tuple[str, str]]:
     # runs/testsets/scan54.cxi, made with `autophase prep` from the shared raw frames when missing
     scan = load_pattern(prep_scan54(), kind="intensity")
     a, _ = split_photons(scan.intensity, seed=0)        # finetune --split-photons' training half
-    a1, a2 = split_photons(a, seed=1)
     unmeasured = ~scan.measured
-    meta = {"split_from": "scan54.cxi half A (split seed 0)", "split_seed": 1}
-    write_pattern_cxi(out / "s54-A1.cxi", a1, unmeasured, metadata=dict(meta, half="A"))
-    write_pattern_cxi(out / "s54-A2.cxi", a2, unmeasured, metadata=dict(meta, half="B"))
-    pairs = [("s54-A1.cxi", "s54-A2.cxi")]
+    pairs = []
+    for seed in range(1, s54_splits + 1):
+        a1, a2 = split_photons(a, seed=seed)
+        name = "s54" if seed == 1 else f"s54s{seed}"
+        meta = {"split_from": "scan54.cxi half A (split seed 0)", "split_seed": seed}
+        write_pattern_cxi(out / f"{name}-A1.cxi", a1, unmeasured, metadata=dict(meta, half="A"))
+        write_pattern_cxi(out / f"{name}-A2.cxi", a2, unmeasured, metadata=dict(meta, half="B"))
+        pairs.append((f"{name}-A1.cxi", f"{name}-A2.cxi"))
     for i in range(n_gen2):
         c = generate(GEN2_SET * 1_000_000 + i, photons=2 * float(a.sum()))
         ga, gb = split_photons(c.magnitude.astype(np.float64) ** 2, seed=0)
@@ -150,7 +156,7 @@ def collect(run: Path, phasing_seeds: int = 3) -> dict:
         ph = [phase_scored(held.magnitude, held.measured, seed, truth)[1] for seed in range(phasing_seeds)]
         row["truth"]["phasing_median"] = {k: float(np.median([p[k] for p in ph])) for k in TRUTH_KEYS}
     else:
-        row["source"] = "scan54 (half A split again)"
+        row["source"] = f"scan54 (half A split again, seed {meta.get('split_seed', 1)})"
     return row
 
 
@@ -162,6 +168,8 @@ def main(argv=None) -> int:
     g.add_argument("--runs", nargs="+", metavar="RUN", help="finetune output directories to collect")
     ap.add_argument("--n-gen2", type=int, default=3, metavar="N",
                     help="with --prep: generator-2 crystals 0 … N−1 of set 0 (default 3)")
+    ap.add_argument("--s54-splits", type=int, default=1, metavar="N",
+                    help="with --prep: scan 54's half A split again with seeds 1 … N (default 1)")
     ap.add_argument("--phasing-seeds", type=int, default=3, metavar="N",
                     help="phasing runs scored against a generator-2 truth (default 3)")
     ap.add_argument("--out", help="the record (with --runs)")
@@ -169,7 +177,9 @@ def main(argv=None) -> int:
     if a.prep:
         if a.n_gen2 < 0:
             ap.error(f"--n-gen2: 0 or more crystals, got {a.n_gen2}")
-        for pair in prep(Path(a.prep), a.n_gen2):
+        if a.s54_splits < 1:
+            ap.error(f"--s54-splits: 1 or more splits, got {a.s54_splits}")
+        for pair in prep(Path(a.prep), a.n_gen2, a.s54_splits):
             print(*pair)
         return 0
     if a.commands:

@@ -58,3 +58,6 @@ def test_an_unfinished_run_is_refused(tmp_path):
         bfs.main(["--commands", str(tmp_path)])
     with pytest.raises(SystemExit):
         bfs.main(["--runs", str(tmp_path / "r"), "--phasing-seeds", "0"])
+    with pytest.raises(SystemExit):
+        bfs.main(["--prep", str(tmp_path / "p"), "--s54-splits", "0"])
+    assert not (tmp_path / "p").exists()
