@@ -66,7 +66,7 @@ class FinetuneConfig:
     asks the predictor for its single pass (``predict_symmetries`` 1). 0 is the paper's recipe and
     this project's before session 19. Default 0.5, chosen on scan 54's training half split
     again and a second-generator crystal's photon halves, never on the held-back half. Of the
-    choice sets run after it (four more second-generator crystals, a second split of scan 54's
+    choice sets run after it (second-generator crystals 1–5, a second split of scan 54's
     training half), 0.5 and 1 came out level on all but one — a crystal the network cannot
     phase with any share, where 1 fitted better — so 0.5 stays: it keeps the rotated copies
     (benchmarks/bench_finetune_share.py; docs/experimental.md, "Fine-tuning in the measured
